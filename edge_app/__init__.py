@@ -1,0 +1,1 @@
+"""Device side: hand tracking, cropping and classification. Never imports TensorFlow."""

@@ -1,0 +1,141 @@
+"""The crop and its preprocessing, shared by training, export calibration/validation and the device.
+
+numpy and OpenCV only (no TensorFlow): the trainer imports this module too, so a crop is prepared the same
+way everywhere. Images are RGB ``uint8`` arrays (H, W, 3) unless a name says otherwise.
+
+Order, everywhere: (crop the hand box) -> resize to the model input -> colour mode (color | grey | binary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nsl.errors import NslError
+
+COLOR_MODES = ("color", "grey", "binary")
+
+
+@dataclass(frozen=True)
+class CropSpec:
+    """What the classifier expects of a crop; stored in the bundle's metadata under ``preprocess``."""
+
+    size: int = 224
+    color_mode: str = "color"
+    margin: float = 0.10
+    square: bool = True
+    blur: int = 5
+    threshold_block: int = 11
+    threshold_c: int = 2
+
+    def __post_init__(self):
+        if self.color_mode not in COLOR_MODES:
+            raise NslError(f"color_mode {self.color_mode!r} is not one of {', '.join(COLOR_MODES)}")
+        if self.color_mode == "binary" and (self.threshold_block < 3 or self.threshold_block % 2 == 0):
+            raise NslError(f"threshold_block must be an odd number >= 3, got {self.threshold_block}")
+
+    @classmethod
+    def from_config(cls, config: dict) -> "CropSpec":
+        return cls(size=int(config["imgsz"]), color_mode=config["color_mode"], margin=float(config["crop_margin"]),
+                   square=bool(config["crop_square"]), blur=int(config["blur"]),
+                   threshold_block=int(config["threshold_block"]), threshold_c=int(config["threshold_c"]))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CropSpec":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """Any frame (grey, grey with a channel axis, 3-channel, 4-channel with alpha; uint8 or not) -> RGB uint8."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise NslError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB uint8; a one-line error names the file when it cannot be read."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as err:
+        raise NslError(f"{path}: cannot read ({err.strerror or err})") from None
+    if data.size == 0:
+        raise NslError(f"{path}: empty file (0 bytes)")
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise NslError(f"{path}: not a readable image (corrupt, truncated or not an image format)")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    return to_rgb(image, bgr=True)
+
+
+def resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize to ``size`` x ``size``: area averaging when shrinking, bilinear when enlarging."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return image
+    shrinking = height * width > size * size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def apply_color_mode(rgb: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """color: unchanged; grey: luminance in all three channels; binary: blurred adaptive threshold (hand white)."""
+    if spec.color_mode == "color":
+        return rgb
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if spec.color_mode == "binary":
+        if spec.blur > 1:
+            grey = cv2.GaussianBlur(grey, (spec.blur | 1, spec.blur | 1), 0)
+        grey = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY_INV,
+                                     spec.threshold_block, spec.threshold_c)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+
+
+def prepare(rgb: np.ndarray, spec: CropSpec) -> np.ndarray:
+    """An RGB image (a crop, or a dataset image that is already a crop) -> the classifier's uint8 input."""
+    return apply_color_mode(resize(to_rgb(rgb), spec.size), spec)
+
+
+def expand_box(box, margin: float, square: bool) -> tuple[float, float, float, float]:
+    """Grow a box (x0, y0, x1, y1) by ``margin`` of its size on each side, then make it square about its centre."""
+    x0, y0, x1, y1 = map(float, box)
+    width, height = x1 - x0, y1 - y0
+    x0, x1 = x0 - margin * width, x1 + margin * width
+    y0, y1 = y0 - margin * height, y1 + margin * height
+    if square:
+        side = max(x1 - x0, y1 - y0)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        x0, x1, y0, y1 = cx - side / 2, cx + side / 2, cy - side / 2, cy + side / 2
+    return x0, y0, x1, y1
+
+
+def crop(frame: np.ndarray, box) -> np.ndarray:
+    """Cut ``box`` (x0, y0, x1, y1, pixels) out of ``frame``; the parts outside the frame are padded black."""
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    if x1 <= x0 or y1 <= y0:
+        raise NslError(f"empty crop box {box}")
+    pad = ((max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width)))
+    inside = frame[max(0, y0):min(height, y1), max(0, x0):min(width, x1)]
+    if any(p for pair in pad for p in pair):
+        inside = np.pad(inside, pad + ((0, 0),) * (frame.ndim - 2), mode="constant")
+    return inside
+
+
+def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec) -> np.ndarray:
+    """The device path: hand box -> grown, squared crop -> classifier input."""
+    return prepare(crop(frame_rgb, expand_box(box, spec.margin, spec.square)), spec)

@@ -1,0 +1,69 @@
+"""Class labels: the 36 NSL consonants by default, or a user's own label set.
+
+A labels file is a CSV with columns ``index,name,roman`` (``roman`` optional). Labels are keyed by index;
+``name`` holds the Devanagari, ``roman`` a plain-ASCII convenience that is not unique.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from nsl.errors import NslError
+
+BUILTIN = {"nsl36": "nsl36.csv"}
+
+
+@dataclass(frozen=True)
+class Label:
+    index: int
+    name: str
+    roman: str
+
+    def display(self, devanagari: bool = True) -> str:
+        return self.name if devanagari else self.roman
+
+
+def _parse(text: str, source: str) -> list[Label]:
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows or "index" not in rows[0] or "name" not in rows[0]:
+        raise NslError(f"{source}: a labels file needs a header 'index,name[,roman]' and one row per class")
+    labels = []
+    for line_no, row in enumerate(rows, start=2):
+        try:
+            index = int(row["index"])
+        except (TypeError, ValueError):
+            raise NslError(f"{source}:{line_no}: index {row['index']!r} is not an integer") from None
+        name = (row.get("name") or "").strip()
+        labels.append(Label(index, name, (row.get("roman") or name).strip()))
+    labels.sort(key=lambda label: label.index)
+    if [label.index for label in labels] != list(range(len(labels))):
+        raise NslError(f"{source}: label indices must be 0..{len(labels) - 1} without gaps or repeats")
+    return labels
+
+
+def load_labels(spec: str | Path) -> list[Label]:
+    """Load a built-in label set by name (``nsl36``) or a labels CSV by path."""
+    if str(spec) in BUILTIN:
+        text = resources.files("nsl").joinpath("labels", BUILTIN[str(spec)]).read_text(encoding="utf-8")
+        return _parse(text, f"built-in labels {spec!r}")
+    path = Path(spec)
+    if not path.is_file():
+        raise NslError(f"{path}: labels file not found (use 'nsl36' or a CSV with index,name,roman)")
+    return _parse(path.read_text(encoding="utf-8"), str(path))
+
+
+def labels_from_names(names: list[str]) -> list[Label]:
+    """A label set made from class folder names (a user's own classes)."""
+    return [Label(i, name, name) for i, name in enumerate(names)]
+
+
+def labels_to_dicts(labels: list[Label]) -> list[dict]:
+    return [asdict(label) for label in labels]
+
+
+def labels_from_dicts(rows: list[dict]) -> list[Label]:
+    return [Label(int(r["index"]), str(r["name"]), str(r.get("roman", r["name"]))) for r in rows]

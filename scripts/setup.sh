@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Create (or reuse) the two virtual environments: .venvs/train (TensorFlow side) and .venvs/edge (device side).
+# Their pins conflict (absl-py, protobuf), so they cannot be one environment. Re-running is cheap: an
+# environment is rebuilt only when pyproject.toml or the Python version changed.
+# Usage: bash scripts/setup.sh [train|edge|all]   (PYTHON=python3.11 to pick an interpreter)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which_envs="${1:-all}"
+PYTHON="${PYTHON:-python3}"
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  echo "setup: $PYTHON not found; install Python 3.10 or newer (Debian/Ubuntu: apt-get install python3 python3-venv)" >&2
+  exit 1
+fi
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+  echo "setup: $("$PYTHON" --version 2>&1) is too old; nsl-edge needs Python 3.10 or newer (set PYTHON=...)" >&2
+  exit 1
+fi
+
+ensure_venv_module() {
+  if "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing python3-venv (Debian/Ubuntu ship venv separately)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  else
+    echo "setup: Python's venv module is missing; run: sudo apt-get install python3-venv" >&2
+    exit 1
+  fi
+}
+
+make_env() {  # make_env NAME EXTRAS
+  local name="$1" extras="$2" dir=".venvs/$1"
+  local stamp
+  stamp="$("$PYTHON" --version 2>&1) $(sha256sum pyproject.toml | cut -d' ' -f1) $extras"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.nsl-stamp" 2>/dev/null)" = "$stamp" ]; then
+    echo "setup: reusing $dir"
+    return
+  fi
+  ensure_venv_module
+  echo "setup: creating $dir with extras [$extras] (first time: a few minutes)"
+  rm -rf "$dir"
+  "$PYTHON" -m venv "$dir"
+  "$dir/bin/python" -m pip install --quiet --upgrade pip
+  "$dir/bin/python" -m pip install --quiet -e ".[$extras]"
+  echo "$stamp" > "$dir/.nsl-stamp"
+}
+
+case "$which_envs" in
+  train) make_env train train,dev ;;
+  edge) make_env edge edge,dev ;;
+  all) make_env train train,dev; make_env edge edge,dev ;;
+  *) echo "setup: unknown environment '$which_envs' (train, edge or all)" >&2; exit 1 ;;
+esac
