@@ -36,11 +36,14 @@ make_env() {  # make_env NAME EXTRAS
     echo "setup: reusing $dir"
     return
   fi
-  ensure_venv_module
-  echo "setup: creating $dir with extras [$extras] (first time: a few minutes)"
-  rm -rf "$dir"
-  "$PYTHON" -m venv "$dir"
-  "$dir/bin/python" -m pip install --quiet --upgrade pip
+  if [ ! -x "$dir/bin/python" ]; then
+    ensure_venv_module
+    echo "setup: creating $dir with extras [$extras] (first time: a few minutes)"
+    "$PYTHON" -m venv "$dir"
+    "$dir/bin/python" -m pip install --quiet --upgrade pip
+  else
+    echo "setup: updating $dir (pyproject.toml or Python changed)"
+  fi
   "$dir/bin/python" -m pip install --quiet -e ".[$extras]"
   echo "$stamp" > "$dir/.nsl-stamp"
 }
