@@ -1,0 +1,144 @@
+"""Train / val / test splits: stratified, a held-out subset, or grouped so near-identical frames stay together.
+
+- ``stratified``: every class is cut in the proportions of ``split_ratios`` (default 70/15/15, seed 42, as
+  the dataset's authors did); per-class counts are rounded so that the totals match the ratios exactly (the
+  largest remainders get the extra image, ties at random), as scikit-learn's stratified split does.
+- ``subset``: all images of ``holdout_subset`` (default ``Random Background``) are the test set; train and
+  val are a stratified split of the rest, in the ratio of the first two fractions.
+- ``grouped``: images whose perceptual hashes differ by at most ``group_hash_distance`` bits are linked, and
+  linked images (transitively) form a group that lands on one side only. Groups are dealt out per class
+  (by their most common label), largest first, each to the side furthest below its share. ``Sample.group``
+  records the group.
+
+The result depends only on the set of samples and the seed (the input order does not matter). Save it with
+``train.samples.save_split`` and reuse it; nothing here re-splits a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from nsl.errors import ConfigError, DataError
+from train.samples import SPLITS, Sample
+
+log = logging.getLogger(__name__)
+
+SPLIT_KINDS = ("stratified", "subset", "grouped")
+
+
+def split_ratios(config: dict) -> tuple[float, float, float]:
+    ratios = config.get("split_ratios", [0.7, 0.15, 0.15])
+    try:
+        train, val, test = (float(r) for r in ratios)
+    except (TypeError, ValueError):
+        train = val = test = -1.0
+    if min(train, val, test) < 0 or train <= 0 or abs(train + val + test - 1) > 1e-6:
+        raise ConfigError(f"config key 'split_ratios': expected three fractions train, val, test that sum to 1 "
+                          f"(for example [0.7, 0.15, 0.15]), got {ratios!r}")
+    return train, val, test
+
+
+def allocate(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """How many of each class's ``counts`` go to a side holding ``fraction`` of all, totals exact."""
+    counts = np.asarray(counts)
+    exact = counts * fraction
+    share = np.floor(exact).astype(np.int64)
+    missing = int(round(counts.sum() * fraction)) - int(share.sum())
+    if missing > 0:
+        order = np.lexsort((rng.random(len(counts)), -(exact - share)))  # largest remainder, ties at random
+        share[order[:missing]] += 1
+    return np.minimum(share, counts)
+
+
+def _stratified(samples: list[Sample], ratios: tuple[float, float, float], rng) -> dict[str, list[Sample]]:
+    labels = np.array([s.label for s in samples])
+    classes, counts = np.unique(labels, return_counts=True)
+    n_test = allocate(counts, ratios[2], rng)
+    n_val = allocate(counts - n_test, ratios[1] / (ratios[0] + ratios[1]), rng)
+    side = np.zeros(len(samples), np.int64)  # 0 train, 1 val, 2 test
+    for label, tests, vals in zip(classes, n_test, n_val):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        side[members[:tests]] = 2
+        side[members[tests:tests + vals]] = 1
+    return {name: [s for s, k in zip(samples, side) if k == i] for i, name in enumerate(SPLITS)}
+
+
+def _by_subset(samples: list[Sample], config: dict, ratios, rng) -> dict[str, list[Sample]]:
+    holdout = str(config.get("holdout_subset", "Random Background"))
+    subsets = sorted({s.subset for s in samples})
+    test = [s for s in samples if s.subset == holdout]
+    rest = [s for s in samples if s.subset != holdout]
+    if not test:
+        found = ", ".join(repr(name) for name in subsets if name) or "none: not the published layout"
+        raise DataError(f"split=subset: no images in subset {holdout!r} (subsets found: {found}); "
+                        f"set holdout_subset=NAME or use split=stratified")
+    if not rest:
+        raise DataError(f"split=subset: every image is in subset {holdout!r}, nothing is left to train on")
+    split = _stratified(rest, (ratios[0], ratios[1], 0.0), rng)
+    split["test"] = test
+    return split
+
+
+def _deal_groups(group_of: np.ndarray, labels: np.ndarray, ratios, rng) -> np.ndarray:
+    """Side (0 train, 1 val, 2 test) of each group: per majority class, largest first, to the neediest side."""
+    groups = np.unique(group_of)
+    sizes = np.bincount(group_of, minlength=len(groups))
+    votes = np.zeros((len(groups), labels.max() + 1), np.int64)
+    np.add.at(votes, (group_of, labels), 1)
+    majority = votes.argmax(axis=1)
+    side_of_group = np.zeros(len(groups), np.int64)
+    for label in np.unique(majority):
+        members = rng.permutation(np.flatnonzero(majority == label))
+        members = members[np.argsort(-sizes[members], kind="stable")]
+        target, filled = np.array(ratios) * sizes[members].sum(), np.zeros(3)
+        for group in members:
+            side = int(np.argmax(target - filled))
+            side_of_group[group] = side
+            filled[side] += sizes[group]
+    return side_of_group
+
+
+def _grouped(samples: list[Sample], config: dict, ratios, rng) -> dict[str, list[Sample]]:
+    from train.neardup import connected_groups, near_pairs, phash_files
+
+    distance = int(config.get("group_hash_distance", 6))
+    hashes, valid = phash_files([s.path for s in samples])
+    if not valid.all():
+        bad = samples[int(np.flatnonzero(~valid)[0])].path
+        raise DataError(f"{bad}: cannot be read to hash it for split=grouped (run 'nsl data check' on the dataset)")
+    group_of = connected_groups(len(samples), near_pairs(hashes, distance))
+    labels = np.array([s.label for s in samples])
+    side = _deal_groups(group_of, labels, ratios, rng)[group_of]
+    grouped = [replace(s, group=f"g{g:05d}") for s, g in zip(samples, group_of)]
+    log.info("grouped split: %d images in %d groups of near-identical frames (pHash distance <= %d, largest %d)",
+             len(samples), group_of.max() + 1, distance, np.bincount(group_of).max())
+    return {name: [s for s, k in zip(grouped, side) if k == i] for i, name in enumerate(SPLITS)}
+
+
+def make_split(samples: list[Sample], config: dict) -> dict[str, list[Sample]]:
+    """``{'train': [...], 'val': [...], 'test': [...]}`` by ``config['split']`` (see the module notes)."""
+    kind = str(config.get("split", "stratified"))
+    if kind not in SPLIT_KINDS:
+        raise ConfigError(f"config key 'split': expected one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
+    if not samples:
+        raise DataError("no images to split")
+    ratios = split_ratios(config)
+    rng = np.random.default_rng(int(config.get("seed", 42)))
+    ordered = sorted(samples, key=lambda s: (s.path, s.label))
+    if kind == "stratified":
+        split = _stratified(ordered, ratios, rng)
+    elif kind == "subset":
+        split = _by_subset(ordered, config, ratios, rng)
+    else:
+        split = _grouped(ordered, config, ratios, rng)
+    log.info("split (%s, seed %s): %s", kind, config.get("seed", 42),
+             ", ".join(f"{name} {len(split[name])}" for name in SPLITS))
+    return split
+
+
+def missing_classes(split: dict[str, list[Sample]], labels: int) -> dict[str, list[int]]:
+    """Class indices with no image on each side (a small or grouped dataset can leave a class out of a side)."""
+    return {name: sorted(set(range(labels)) - {s.label for s in split[name]}) for name in SPLITS}
