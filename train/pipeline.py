@@ -1,0 +1,115 @@
+"""The tf.data input pipeline: files -> the device's own crop preprocessing -> cache -> augment -> batches.
+
+Decoding, resizing and the colour mode run through ``edge_app.preprocess`` (``read_image`` + ``prepare``) inside
+``tf.numpy_function``, so a training image is prepared by the very function the device uses. Images enter the
+model as float32 RGB 0..255 (the model rescales). Augmentation is sign-safe by default: small rotation, zoom,
+shift, brightness and contrast; a horizontal flip only when ``augment.hflip`` is true (it changes the hand).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import numpy as np
+
+from edge_app.preprocess import CropSpec, prepare, read_image
+from nsl.errors import ConfigError, NslError
+from train.samples import Sample
+
+log = logging.getLogger(__name__)
+
+
+def load_prepared(path: str, spec: CropSpec) -> tuple[np.ndarray, bool]:
+    """One file as the classifier's uint8 input, and whether it could be read (unreadable -> black, False)."""
+    try:
+        return prepare(read_image(path), spec), True
+    except NslError as err:
+        log.warning("skipped: %s", err)
+        return np.zeros((spec.size, spec.size, 3), np.uint8), False
+
+
+def augmenter(augment: dict, seed: int):
+    """A tf_keras Sequential of the configured random transforms (None when all are off)."""
+    import tf_keras as keras
+
+    known = {"rotation", "zoom", "shift", "brightness", "contrast", "hflip"}
+    unknown = set(augment) - known
+    if unknown:
+        raise ConfigError(f"config key 'augment': unknown field(s) {', '.join(sorted(unknown))}")
+    layers = []
+    if augment.get("hflip"):
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if augment.get("rotation"):
+        layers.append(keras.layers.RandomRotation(float(augment["rotation"]) / 360.0, fill_mode="nearest", seed=seed))
+    if augment.get("zoom"):
+        zoom = float(augment["zoom"])
+        layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="nearest", seed=seed + 1))
+    if augment.get("shift"):
+        shift = float(augment["shift"])
+        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed + 2))
+    if augment.get("brightness"):
+        layers.append(keras.layers.RandomBrightness(float(augment["brightness"]), value_range=(0, 255), seed=seed + 3))
+    if augment.get("contrast"):
+        layers.append(keras.layers.RandomContrast(float(augment["contrast"]), seed=seed + 4))
+    return keras.Sequential(layers, name="augment") if layers else None
+
+
+def make_dataset(samples: list[Sample], config: dict, training: bool = False, repeat: bool = False,
+                 one_hot: int = 0):
+    """Batches of (float32 images 0..255, int labels). ``training``: shuffled and augmented; ``repeat``: endless;
+    ``one_hot``: labels as one-hot vectors of that many classes (for label smoothing)."""
+    import tensorflow as tf
+
+    if not samples:
+        raise NslError("no images to feed the model (an empty split: check the data folder and split_ratios)")
+    spec = CropSpec.from_config(config)
+    paths = [sample.path for sample in samples]
+    labels = np.array([sample.label for sample in samples], np.int32)
+
+    def load_file(path):
+        return load_prepared(path.decode("utf-8"), spec)
+
+    def load(path, label):
+        image, ok = tf.numpy_function(load_file, [path], [tf.uint8, tf.bool])
+        image.set_shape((spec.size, spec.size, 3))
+        return image, label, ok
+
+    def readable(image, label, ok):
+        return ok
+
+    def drop_flag(image, label, ok):
+        return image, label
+
+    def augment_batch(images, batch_labels):
+        return augment(tf.cast(images, tf.float32), training=True), batch_labels
+
+    def to_model_input(images, batch_labels):
+        images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
+        return images, (tf.one_hot(batch_labels, one_hot) if one_hot else batch_labels)
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).filter(readable).map(drop_flag)
+    if config.get("cache", True):
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(len(paths), seed=int(config["seed"]), reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(int(config["batch"]))
+    augment = augmenter(config.get("augment") or {}, int(config["seed"])) if training else None
+    if augment is not None:
+        ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(to_model_input).prefetch(tf.data.AUTOTUNE)
+
+
+def class_weights(samples: list[Sample], num_classes: int, mode: str) -> dict[int, float] | None:
+    """Balanced weights n / (k * count) for 'balanced', or for 'auto' when classes differ by more than 20 %."""
+    if mode not in ("auto", "none", "balanced"):
+        raise ConfigError(f"config key 'class_weights': expected auto, none or balanced, got {mode!r}")
+    counts = Counter(sample.label for sample in samples)
+    present = [counts[c] for c in range(num_classes) if counts[c]]
+    if mode == "none" or not present or (mode == "auto" and max(present) <= 1.2 * min(present)):
+        return None
+    total = sum(present)
+    return {c: (total / (len(present) * counts[c]) if counts[c] else 0.0) for c in range(num_classes)}

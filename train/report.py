@@ -1,0 +1,116 @@
+"""The human-readable end of a run: report.md, training_curves.png (phase boundaries marked) and
+confusion_matrix.png. matplotlib with the Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from nsl.fileio import atomic_path, write_text
+from nsl.labels import Label
+
+log = logging.getLogger(__name__)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def phase_boundaries(history: list[dict]) -> list[tuple[int, str]]:
+    """(first epoch, phase name) of each phase that ran, in order."""
+    starts, previous = [], None
+    for entry in history:
+        if entry["phase_index"] != previous:
+            starts.append((entry["epoch"], entry["phase"]))
+            previous = entry["phase_index"]
+    return starts
+
+
+def plot_training_curves(history: list[dict], path: Path) -> None:
+    plt = _pyplot()
+    epochs = [entry["epoch"] for entry in history]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-o"), ("val_", "-s")):
+            values = [entry.get(prefix + metric, np.nan) for entry in history]
+            ax.plot(epochs, values, style, markersize=3, label=f"{'val' if prefix else 'train'} {metric}")
+        for start, name in phase_boundaries(history):
+            ax.axvline(start - 0.5, color="grey", linestyle="--", linewidth=0.8)
+            ax.annotate(name, (start - 0.4, 1.0), xycoords=("data", "axes fraction"), va="top", fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: list[list[int]], labels: list[Label], path: Path) -> None:
+    plt = _pyplot()
+    matrix = np.asarray(confusion, dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    side = max(5.0, 0.22 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(side, side))
+    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(labels))
+    names = [f"{label.index} {label.roman}" for label in labels]  # Devanagari needs a font matplotlib may lack
+    ax.set_xticks(ticks, names, rotation=90, fontsize=7)
+    ax.set_yticks(ticks, names, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("confusion matrix (row-normalised, test)")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def _phase_rows(history: list[dict], phases) -> list[str]:
+    rows = ["| phase | epochs run / planned | lr | backbone trainable | trainable parameters |", "|---|---|---|---|---|"]
+    for index, phase in enumerate(phases):
+        ran = [entry for entry in history if entry["phase_index"] == index]
+        params = ran[0]["trainable_params"] if ran else "-"
+        rows.append(f"| {phase.name} | {len(ran)} / {phase.epochs} | {phase.lr:g} | {phase.trainable} | {params} |")
+    return rows
+
+
+def report_markdown(run_dir: Path, config: dict, history: list[dict], metrics: dict, labels: list[Label],
+                    phases) -> str:
+    best = min((e for e in history if "val_loss" in e), key=lambda e: e["val_loss"], default=None)
+    worst = sorted(metrics["per_class"], key=lambda c: c["recall"])[:5]
+    lines = [f"# Training report: {run_dir.name}", "",
+             f"- data: `{config['data']}`; {len(labels)} classes; split {config['split']}",
+             f"- model: {config['backbone']} (alpha {config['alpha']}), {config['imgsz']} px, weights "
+             f"`{config['weights']}`; strategy {config['strategy']}",
+             f"- epochs run: {len(history)}; wall time {sum(e['seconds'] for e in history):.0f} s", ""]
+    lines += _phase_rows(history, phases) + [""]
+    if best:
+        lines.append(f"Best validation loss {best['val_loss']:.4f} at epoch {best['epoch']} ({best['phase']}); "
+                     f"val accuracy there {best.get('val_accuracy', float('nan')):.4f}.")
+    lines += ["", f"## Test ({metrics.get('source', 'test split')}, {metrics['n_images']} images)", "",
+              "| top-1 | top-3 | macro F1 |", "|---|---|---|",
+              f"| {metrics['top1']:.4f} | {metrics['top3']:.4f} | {metrics['macro_f1']:.4f} |", "",
+              "Lowest recall: " + ", ".join(f"{c['name']} ({c['roman']}) {c['recall']:.2f}" for c in worst), "",
+              "![training curves](training_curves.png)", "", "![confusion matrix](confusion_matrix.png)", "",
+              f"Next: `nsl export {run_dir} --int8`", ""]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path, config: dict, history: list[dict], metrics: dict, labels: list[Label],
+                 phases) -> Path:
+    run_dir = Path(run_dir)
+    if history:
+        plot_training_curves(history, run_dir / "training_curves.png")
+    plot_confusion(metrics["confusion_matrix"], labels, run_dir / "confusion_matrix.png")
+    return write_text(run_dir / "report.md", report_markdown(run_dir, config, history, metrics, labels, phases))

@@ -1,0 +1,138 @@
+"""Progressive (or single-phase) training of a classifier, with early stopping across phases and resume.
+
+For each phase: set what is trainable (train.phases), recompile with a fresh Adam at the phase's learning rate,
+fit its epochs with learning-rate reduction on plateau. Early stopping watches validation loss over all phases
+together and the best weights of the whole run are restored at the end. A ``TrainState`` checkpointed after every
+epoch lets ``nsl train --resume`` continue at the right phase and epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tensorflow as tf
+import tf_keras as keras
+
+from train.callbacks import Checkpointer, EpochRecorder, GlobalBest, Progress
+from train.checkpoint import TrainState, save_checkpoint
+from train.phases import Phase, apply_phase, count_trainable_params, freeze_bn_setting
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitData:
+    """What ``fit`` needs besides the model; ``steps_per_epoch`` None means whole passes over ``train``."""
+
+    train: object
+    val: object
+    steps_per_epoch: int | None = None
+    class_weight: dict | None = None
+
+
+@dataclass
+class TrainOptions:
+    patience: int = 5
+    plateau_patience: int = 2
+    plateau_factor: float = 0.5
+    label_smoothing: float = 0.0
+    tensorboard: bool = True
+    freeze_bn: bool = True
+    extra_callbacks: list = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: dict, **kwargs) -> "TrainOptions":
+        return cls(patience=int(config["patience"]), plateau_patience=int(config["plateau_patience"]),
+                   plateau_factor=float(config["plateau_factor"]), label_smoothing=float(config["label_smoothing"]),
+                   tensorboard=bool(config.get("tensorboard", True)), freeze_bn=freeze_bn_setting(config),
+                   **kwargs)
+
+
+def use_mixed_precision(setting: str) -> bool:
+    """Set the global dtype policy before a model is built: mixed_float16 on a GPU ('auto') or when 'on'."""
+    on = setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
+    keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
+    return on
+
+
+def distribution_scope():
+    """MirroredStrategy's scope when several GPUs are visible, else no-op."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("training on %d GPUs (MirroredStrategy)", len(gpus))
+        return tf.distribute.MirroredStrategy().scope()
+    return nullcontext()
+
+
+def compile_for_phase(model, lr: float, label_smoothing: float = 0.0) -> None:
+    """Compile with a fresh optimizer (Keras reads ``trainable`` at compile time, and Adam's moments from an
+    earlier phase do not belong to the new set of weights)."""
+    if label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
+
+
+def train_phases(model, phases: list[Phase], data: FitData, run_dir: str | Path, state: TrainState,
+                 history: list, options: TrainOptions):
+    """Run the phases from where ``state`` stands; returns the model holding the best weights of the run.
+
+    ``model`` is fresh (state at phase 0, epoch 0) or, when resuming, the compiled checkpoint of the last epoch.
+    KeyboardInterrupt propagates after the last complete epoch was checkpointed.
+    """
+    run_dir = Path(run_dir)
+    best_weights: list = []
+    for index, phase in enumerate(phases):
+        if index < state.phase or state.stopped_early:
+            continue
+        if index > state.phase or state.phase_epoch == 0:
+            state.phase, state.phase_epoch = index, 0
+            trainable = apply_phase(model, phase, options.freeze_bn)
+            compile_for_phase(model, phase.lr, options.label_smoothing)
+            log.info("phase %d/%d '%s': lr %g, backbone trainable: %s, %d trainable parameters",
+                     index + 1, len(phases), phase.name, phase.lr, phase.trainable, trainable)
+        else:
+            trainable = count_trainable_params(model)
+            log.info("resuming phase '%s' at its epoch %d of %d", phase.name, state.phase_epoch + 1, phase.epochs)
+        remaining = phase.epochs - state.phase_epoch
+        if remaining > 0:
+            callbacks = _callbacks(run_dir, state, history, phase, index, trainable, data, options, best_weights)
+            model.fit(data.train, validation_data=data.val, initial_epoch=state.epoch,
+                      epochs=state.epoch + remaining, steps_per_epoch=data.steps_per_epoch,
+                      class_weight=data.class_weight, callbacks=callbacks, verbose=0)
+        if not state.stopped_early:
+            state.phase, state.phase_epoch = index + 1, 0
+            save_checkpoint(run_dir, None, state)
+    state.finished = True
+    save_checkpoint(run_dir, None, state)
+    _restore_best(model, best_weights, run_dir)
+    return model
+
+
+def _callbacks(run_dir, state, history, phase, index, trainable, data, options, best_weights) -> list:
+    callbacks = [
+        EpochRecorder(state, history, phase.name, index, trainable),
+        GlobalBest(state, options.patience, run_dir / "best.keras", best_weights),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=options.plateau_factor,
+                                          patience=options.plateau_patience, min_lr=1e-7, verbose=0),
+        Checkpointer(run_dir, state, history),
+        Progress(data.steps_per_epoch, phase.name),
+    ]
+    if options.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0,
+                                                     write_graph=False, profile_batch=0))
+    return callbacks + list(options.extra_callbacks)
+
+
+def _restore_best(model, best_weights: list, run_dir: Path) -> None:
+    """Best weights of this session, else (a resumed run whose best came earlier) those in best.keras."""
+    if best_weights:
+        model.set_weights(best_weights[0])
+        return
+    best_path = run_dir / "best.keras"
+    if best_path.is_file():
+        model.set_weights(keras.models.load_model(best_path, compile=False).get_weights())
