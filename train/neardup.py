@@ -21,17 +21,35 @@ BLOCK_ROWS = 256
 NO_HASH = np.uint64(0)  # stands for a file that could not be hashed; such rows are never paired
 
 
-def phash_file(path: str) -> int | None:
-    """The file's 64-bit perceptual hash, or None when it does not decode."""
+DECODE_SIZE = 256  # big photos are decoded at a reduced scale (JPEG draft), at least this size
+
+
+def open_reduced(source) -> tuple[Image.Image, tuple[int, int], str]:
+    """(decoded image, original (width, height), original mode) of a path or file object; big JPEGs are
+    decoded at a reduced scale. Raises OSError / ValueError / SyntaxError when the file does not decode."""
+    image = Image.open(source)
+    size, mode = image.size, image.mode
+    image.draft("RGB", (DECODE_SIZE, DECODE_SIZE))
+    image.load()
+    return image, size, mode
+
+
+def phash_image(image: Image.Image) -> int:
+    """64-bit pHash of a decoded image, as an int."""
     import imagehash
 
+    bits = imagehash.phash(image.convert("L")).hash.flatten()
+    return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+
+def phash_file(path: str) -> int | None:
+    """The file's perceptual hash, or None when it does not decode."""
     try:
-        with Image.open(path) as image:
-            image.draft("L", (64, 64))  # JPEG: decode at a reduced scale, much faster; pHash works on 32x32
-            bits = imagehash.phash(image.convert("L")).hash.flatten()
+        image = open_reduced(path)[0]
+        with image:
+            return phash_image(image)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
-    return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
 
 def phash_files(paths: list[str], workers: int = 4) -> tuple[np.ndarray, np.ndarray]:
