@@ -1,0 +1,120 @@
+"""Read a model bundle (made by ``nsl export``) and open its classifier: what the device calls.
+
+    bundle, classifier = load_bundle("runs/exp/bundle", backend="tflite", precision="int8", threads=4)
+    probs = classifier.predict(crops)        # crops: uint8 (N, H, W, 3) from edge_app.preprocess.prepare
+    bundle.labels[probs[0].argmax()].name    # Devanagari
+
+Every file listed in ``metadata.json`` is checked against its sha256 before anything runs, and the label count
+against the model's output size. The layout is described in docs/ARCHITECTURE.md. numpy and runtimes only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_app.classifier import BACKENDS, open_classifier
+from edge_app.preprocess import CropSpec
+from nsl.errors import NslError
+from nsl.labels import Label, labels_from_dicts
+
+SCHEMA = 1
+METADATA_FILE = "metadata.json"
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle: its folder, the parsed metadata, labels and the crop preprocessing it expects."""
+
+    path: Path
+    metadata: dict
+    labels: list[Label]
+    crop: CropSpec
+
+    @property
+    def files(self) -> dict[str, dict]:
+        return self.metadata["files"]
+
+    def file_for(self, backend: str, precision: str | None = None) -> str:
+        """The file name for a backend and precision (None: the bundle's default file for the backend)."""
+        if backend not in BACKENDS:
+            raise NslError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+        if precision is not None and precision not in PRECISIONS:
+            raise NslError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+        if precision is None:
+            name = self.metadata.get("default_file", {}).get(backend)
+            if name:
+                return name
+        matches = [name for name, entry in self.files.items() if entry["format"] == backend
+                   and (precision is None or entry["precision"] == precision)]
+        if not matches:
+            have = ", ".join(f"{e['format']} {e['precision']}" for e in self.files.values())
+            raise NslError(f"{self.path}: no {backend} {precision or ''} file in this bundle (it has: {have})")
+        return sorted(matches, key=lambda name: ("qat" in name, name))[0]
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_bundle(path: str | Path) -> bool:
+    return (Path(path) / METADATA_FILE).is_file()
+
+
+def read_metadata(path: str | Path) -> dict:
+    """Parse and check ``metadata.json`` of a bundle folder (or the file itself)."""
+    path = Path(path)
+    meta_path = path if path.name == METADATA_FILE else path / METADATA_FILE
+    if not meta_path.is_file():
+        raise NslError(f"{path}: not a model bundle (no {METADATA_FILE}; make one with 'nsl export RUN_DIR')")
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise NslError(f"{meta_path}: not valid JSON ({err})") from None
+    if not isinstance(metadata, dict) or metadata.get("schema") != SCHEMA:
+        found = metadata.get("schema") if isinstance(metadata, dict) else None
+        raise NslError(f"{meta_path}: bundle schema {found!r} is not supported (this version reads schema "
+                       f"{SCHEMA}; re-export the bundle with this version of nsl)")
+    for key in ("labels", "input", "preprocess", "files"):
+        if key not in metadata:
+            raise NslError(f"{meta_path}: key '{key}' is missing (a damaged bundle; re-export it)")
+    return metadata
+
+
+def verify_files(path: Path, files: dict[str, dict]) -> None:
+    """Every listed file exists and has its recorded sha256; a one-line error names the first that does not."""
+    for name, entry in files.items():
+        file_path = path / name
+        if not file_path.is_file():
+            raise NslError(f"{file_path}: listed in {METADATA_FILE} but missing (copy the whole bundle folder)")
+        if sha256_of(file_path) != entry.get("sha256"):
+            raise NslError(f"{file_path}: sha256 does not match {METADATA_FILE} (the file was changed or damaged "
+                           f"in transit; copy it again from the exported bundle)")
+
+
+def open_bundle(path: str | Path) -> Bundle:
+    """Read and verify a bundle (metadata, sha256 of every file) without opening a classifier."""
+    path = Path(path)
+    path = path.parent if path.name == METADATA_FILE else path
+    metadata = read_metadata(path)
+    verify_files(path, metadata["files"])
+    return Bundle(path, metadata, labels_from_dicts(metadata["labels"]), CropSpec.from_dict(metadata["preprocess"]))
+
+
+def load_bundle(path: str | Path, backend: str = "tflite", precision: str | None = None,
+                threads: int | None = None):
+    """-> (Bundle, Classifier) for ``backend`` ('tflite' | 'onnx') and ``precision`` (None: the default file)."""
+    bundle = open_bundle(path)
+    name = bundle.file_for(backend, precision)
+    classifier = open_classifier(bundle.path / name, threads)
+    if classifier.num_classes != len(bundle.labels):
+        raise NslError(f"{bundle.path / name}: the model has {classifier.num_classes} outputs but "
+                       f"{METADATA_FILE} lists {len(bundle.labels)} labels (re-export the bundle)")
+    return bundle, classifier

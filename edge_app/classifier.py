@@ -1,0 +1,147 @@
+"""One call for every model file: uint8 RGB crops (N, H, W, 3) in, float32 probabilities (N, classes) out.
+
+Two backends behind the same interface: TFLite through ai-edge-litert and ONNX through onnxruntime (the
+runtimes the device uses; no TensorFlow). Each backend reads its file's own input dtype and quantisation:
+float inputs get the 0..255 pixels as float32, uint8/int8 inputs get them quantised with the file's scale and
+zero point, and a quantised output is dequantised. The train side uses the same classes for its export gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("tflite", "onnx")
+
+
+def backend_of(path: str | Path) -> str:
+    """'tflite' or 'onnx' from the file name; a one-line error for anything else."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in BACKENDS:
+        raise NslError(f"{path}: unknown model format '.{suffix}' (expected .tflite or .onnx)")
+    return suffix
+
+
+def quantize(values: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
+    """Float values -> integers of ``dtype`` (scale 0 means 'not quantised': a plain cast)."""
+    dtype = np.dtype(dtype)
+    if not scale:
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    if not scale:
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _as_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Check a batch (or a single image) of uint8 RGB crops against the model's input size."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[1:] != (*size, 3):
+        raise NslError(f"classifier input: expected uint8 RGB crops of shape (N, {size[0]}, {size[1]}, 3), "
+                       f"got {images.shape} (prepare crops with edge_app.preprocess.prepare)")
+    return images
+
+
+class TfliteClassifier:
+    """A .tflite file run by ai-edge-litert's Interpreter."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.threads = threads or os.cpu_count() or 1
+        try:
+            self._interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            self._interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            raise NslError(f"{self.path}: not a loadable TFLite model ({str(err).splitlines()[0][:160]})") from None
+        self._input = self._interpreter.get_input_details()[0]
+        self._output = self._interpreter.get_output_details()[0]
+        self.input_dtype = np.dtype(self._input["dtype"]).name
+        self.input_size = (int(self._input["shape"][1]), int(self._input["shape"][2]))
+        self.num_classes = int(self._output["shape"][-1])
+        self._batch = int(self._input["shape"][0])
+
+    def quantization(self) -> dict:
+        """Input and output dtype, scale and zero point, as recorded in a bundle's metadata."""
+        return {side: {"dtype": np.dtype(detail["dtype"]).name, "scale": float(detail["quantization"][0]),
+                       "zero_point": int(detail["quantization"][1])}
+                for side, detail in (("input", self._input), ("output", self._output))}
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self._interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_size, 3])
+            self._interpreter.allocate_tensors()
+            self._input = self._interpreter.get_input_details()[0]
+            self._output = self._interpreter.get_output_details()[0]
+            self._batch = batch
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = _as_batch(images, self.input_size)
+        self._resize(len(images))
+        scale, zero_point = self._input["quantization"]
+        self._interpreter.set_tensor(self._input["index"],
+                                     quantize(images.astype(np.float32), self._input["dtype"], scale, zero_point))
+        self._interpreter.invoke()
+        scale, zero_point = self._output["quantization"]
+        return dequantize(self._interpreter.get_tensor(self._output["index"]), scale, zero_point)
+
+
+class OnnxClassifier:
+    """A .onnx file run by onnxruntime on the CPU (float 0..255 input; int8 files quantise inside, QDQ)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.threads = threads or os.cpu_count() or 1
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own Fail/InvalidGraph/... types
+            raise NslError(f"{self.path}: not a loadable ONNX model ({str(err).splitlines()[0][:160]})") from None
+        model_input, model_output = self._session.get_inputs()[0], self._session.get_outputs()[0]
+        self._input_name = model_input.name
+        self.input_dtype = "float32"
+        self.input_size = (int(model_input.shape[1]), int(model_input.shape[2]))
+        self.num_classes = int(model_output.shape[-1])
+
+    def quantization(self) -> dict:
+        """ONNX files take and give float32 (an int8 file quantises inside): no scale at the boundary."""
+        plain = {"dtype": "float32", "scale": 0.0, "zero_point": 0}
+        return {"input": dict(plain), "output": dict(plain)}
+
+    def metadata(self) -> dict:
+        """The file's metadata properties (the bundle writes the labels there)."""
+        return dict(self._session.get_modelmeta().custom_metadata_map)
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        images = _as_batch(images, self.input_size)
+        return self._session.run(None, {self._input_name: images.astype(np.float32)})[0].astype(np.float32)
+
+
+def open_classifier(path: str | Path, threads: int | None = None):
+    """A ready classifier for a .tflite or .onnx file; ``threads`` None = all cores."""
+    backend = backend_of(path)
+    if not Path(path).is_file():
+        raise NslError(f"{path}: model file not found")
+    classifier = TfliteClassifier(path, threads) if backend == "tflite" else OnnxClassifier(path, threads)
+    log.debug("%s: %s, input %s %s, %d classes, %d threads", path, backend, classifier.input_dtype,
+              classifier.input_size, classifier.num_classes, classifier.threads)
+    return classifier

@@ -1,0 +1,132 @@
+"""``nsl export``: a trained model -> a verified model bundle, written whole or not at all.
+
+    source (run or .keras) -> SavedModel -> each selected format (formats.FORMATS) -> labels into ONNX files
+    -> every file through its device runtime on the test split -> accuracy gate -> metadata.json + report
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_app.classifier import open_classifier
+from edge_app.preprocess import CropSpec
+from export import bundle as bundle_meta
+from export.calibration import DEFAULT_CALIB, calibration_images
+from export.formats import ExportContext, build_format, select_formats
+from export.images import load_images
+from export.qat import QAT_LR
+from export.report import render_report
+from export.source import ExportSource, resolve_source
+from export.verify import LATENCY_RUNS, check_gate, evaluate_file, predict_all, probability_metrics
+from nsl.errors import NslError
+from nsl.fileio import atomic_dir, write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Everything ``nsl export`` accepts (see export.commands for the flags)."""
+
+    path: str
+    data: str | None = None
+    labels: str = "nsl36"
+    out: str | None = None
+    force: bool = False
+    formats: tuple[str, ...] = ("tflite", "onnx")
+    fp16: bool = False
+    int8: bool = False
+    calib: int = DEFAULT_CALIB
+    qat: int = 0
+    qat_lr: float = QAT_LR
+    max_drop: float = 1.0
+    allow_drop: bool = False
+    latency_runs: int = LATENCY_RUNS
+
+
+def _check_model(model, source: ExportSource) -> ExportSource:
+    """Output size must equal the label count; a .keras file's input size becomes imgsz."""
+    outputs = int(model.output_shape[-1])
+    if outputs != len(source.labels):
+        raise NslError(f"{source.model_path}: the model has {outputs} outputs but there are {len(source.labels)} "
+                       f"labels (pass the labels it was trained with: --labels nsl36|auto|CSV)")
+    size = int(model.input_shape[1])
+    if not source.from_run:
+        return dataclasses.replace(source, config={**source.config, "imgsz": size})
+    if size != int(source.config["imgsz"]):
+        raise NslError(f"{source.model_path}: model input is {size} px but the run's config says imgsz "
+                       f"{source.config['imgsz']} (a damaged run folder?)")
+    return source
+
+
+def _keras_reference(model, images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The Keras model's probabilities on the test images (the reference every file is compared with)."""
+    probs = predict_all(_KerasPredictor(model), images)
+    metrics = probability_metrics(probs, labels, None)
+    return probs, {"top1": metrics["top1"], "top3": metrics["top3"], "n_images": metrics["n_images"]}
+
+
+class _KerasPredictor:
+    def __init__(self, model):
+        self._model = model
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model(images.astype(np.float32), training=False), np.float32)
+
+
+def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, tmp: Path, work: Path,
+                        test: tuple[np.ndarray, np.ndarray], keras_probs: np.ndarray) -> dict[str, dict]:
+    """Convert every selected format into ``tmp`` and measure each file; returns metadata ``files``."""
+    from export.converters import to_savedmodel
+    from export.qat import qat_savedmodel
+
+    crop = CropSpec.from_config(source.config)
+    selected = select_formats(list(options.formats), options.fp16, options.int8, options.qat > 0)
+    calibration = None
+    if options.int8 or options.qat:
+        calibration = calibration_images(source.train, options.calib, len(source.labels), crop,
+                                         source.data_root, int(source.config["seed"]))
+    ctx = ExportContext(work, to_savedmodel(model, work / "saved_model"), calibration)
+    if options.qat:
+        ctx.qat_saved_model = qat_savedmodel(model, source.train, source.config, options.qat,
+                                             work / "qat_saved_model", options.qat_lr)
+    files = {}
+    for fmt in selected:
+        path = build_format(fmt, ctx, tmp)
+        if fmt.fmt == "onnx":
+            bundle_meta.stamp_onnx_labels(path, source.labels, crop)
+        metrics, _ = evaluate_file(path, *test, keras_probs, options.latency_runs)
+        files[fmt.name] = bundle_meta.file_entry(path, fmt.fmt, fmt.precision, open_classifier(path).quantization(),
+                                                 metrics, fmt.qat)
+    return files
+
+
+def run_export(options: ExportOptions) -> tuple[Path, dict]:
+    """Export, verify and write the bundle; returns (bundle folder, metadata). Raises GateError on a drop."""
+    from train.model import load_classifier
+
+    source = resolve_source(options.path, options.data, options.labels)
+    out = Path(options.out) if options.out else source.default_out
+    bundle_meta.check_output(out, options.force)
+    model = load_classifier(source.model_path)
+    source = _check_model(model, source)
+    crop = CropSpec.from_config(source.config)
+    test = load_images(source.test, crop, source.data_root, what="test images")
+    keras_probs, keras_metrics = _keras_reference(model, *test)
+    log.info("Keras model: top1 %.4f top3 %.4f on %d test images", keras_metrics["top1"], keras_metrics["top3"],
+             keras_metrics["n_images"])
+    with tempfile.TemporaryDirectory(prefix="nsl-export-") as work, atomic_dir(out, options.force) as tmp:
+        files = _build_and_evaluate(options, source, model, tmp, Path(work), test, keras_probs)
+        float_top1 = {fmt: keras_metrics["top1"] for fmt in options.formats}
+        failures = check_gate(files, float_top1, options.max_drop, options.allow_drop)
+        metadata = bundle_meta.build_metadata(source.labels, crop, files, keras_metrics, source.name)
+        bundle_meta.write_metadata(tmp, metadata)
+        write_text(tmp / "export_report.md", render_report(metadata, failures, options.max_drop))
+    log.info("bundle: %s (%d files)", out, len(files))
+    return out, metadata

@@ -1,0 +1,119 @@
+"""The table of formats a bundle can hold: one function per file, every step wrapped the same way.
+
+``build_format`` times each step, checks that it left a non-empty file and logs one line. The order of
+``FORMATS`` is the build order (an int8 ONNX file is quantised from the float one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from export import converters
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+KNOWN_FORMATS = ("tflite", "onnx")
+
+
+@dataclass
+class ExportContext:
+    """What the steps share: the float SavedModel, calibration crops, the QAT SavedModel, a scratch folder."""
+
+    work: Path
+    saved_model: Path
+    calibration: np.ndarray | None = None
+    qat_saved_model: Path | None = None
+    _float_onnx: Path | None = field(default=None, repr=False)
+
+    def float_onnx(self) -> Path:
+        """The float ONNX file (converted once, reused by the int8 step)."""
+        if self._float_onnx is None:
+            self._float_onnx = converters.onnx_from_savedmodel(self.saved_model, self.work / "float.onnx")
+        return self._float_onnx
+
+
+def _tflite_fp32(ctx: ExportContext, out: Path) -> Path:
+    return converters.tflite_fp32(ctx.saved_model, out)
+
+
+def _tflite_fp16(ctx: ExportContext, out: Path) -> Path:
+    return converters.tflite_fp16(ctx.saved_model, out)
+
+
+def _tflite_int8(ctx: ExportContext, out: Path) -> Path:
+    return converters.tflite_int8(ctx.saved_model, out, ctx.calibration)
+
+
+def _onnx_fp32(ctx: ExportContext, out: Path) -> Path:
+    out.write_bytes(ctx.float_onnx().read_bytes())
+    return out
+
+
+def _onnx_int8(ctx: ExportContext, out: Path) -> Path:
+    from export.onnx_quant import quantize_onnx
+
+    return quantize_onnx(ctx.float_onnx(), out, ctx.calibration)
+
+
+def _tflite_qat(ctx: ExportContext, out: Path) -> Path:
+    return converters.tflite_int8(ctx.qat_saved_model, out, ctx.calibration)
+
+
+def _onnx_qat(ctx: ExportContext, out: Path) -> Path:
+    return converters.onnx_from_savedmodel(ctx.qat_saved_model, out)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One bundle file: its name, format (runtime), precision, whether it comes from QAT, and its builder."""
+
+    name: str
+    fmt: str
+    precision: str
+    build: Callable[[ExportContext, Path], Path]
+    qat: bool = False
+
+
+FORMATS = (
+    Format("model_fp32.tflite", "tflite", "fp32", _tflite_fp32),
+    Format("model_fp16.tflite", "tflite", "fp16", _tflite_fp16),
+    Format("model_int8.tflite", "tflite", "int8", _tflite_int8),
+    Format("model_qat_int8.tflite", "tflite", "int8", _tflite_qat, qat=True),
+    Format("model_fp32.onnx", "onnx", "fp32", _onnx_fp32),
+    Format("model_int8.onnx", "onnx", "int8", _onnx_int8),
+    Format("model_qat_int8.onnx", "onnx", "int8", _onnx_qat, qat=True),
+)
+
+
+def parse_formats(text: str) -> list[str]:
+    """``tflite,onnx`` -> ['tflite', 'onnx']; a one-line error for an unknown name."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in KNOWN_FORMATS]
+    if unknown or not names:
+        raise NslError(f"--formats: unknown format {', '.join(unknown) or repr(text)} "
+                       f"(choose from {', '.join(KNOWN_FORMATS)}, comma separated)")
+    return names
+
+
+def select_formats(formats: list[str], fp16: bool, int8: bool, qat: bool) -> list[Format]:
+    """Float files always; fp16 (TFLite only), int8 and QAT files when asked."""
+    wanted = {"fp32": True, "fp16": fp16, "int8": int8}
+    return [f for f in FORMATS if f.fmt in formats and (qat if f.qat else wanted[f.precision])]
+
+
+def build_format(fmt: Format, ctx: ExportContext, out_dir: Path) -> Path:
+    """Run one step: timed, checked for a non-empty file, one log line."""
+    out = out_dir / fmt.name
+    start = time.perf_counter()
+    fmt.build(ctx, out)
+    if not out.is_file() or out.stat().st_size == 0:
+        raise NslError(f"{fmt.name}: the {fmt.fmt} {fmt.precision} step finished without writing a file")
+    log.info("export %-24s %8.1f KB  %5.1f s", fmt.name, out.stat().st_size / 1024, time.perf_counter() - start)
+    return out
