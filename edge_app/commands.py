@@ -2,6 +2,130 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
+from nsl.env import require
+
+
+def _add_model_options(parser) -> None:
+    parser.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle folder (made by nsl export)")
+    parser.add_argument("--backend", choices=("tflite", "onnx"), default="tflite", help="runtime (default tflite)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                        help="model file of the bundle (default: the bundle's default file, normally int8)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="classifier threads (default: all cores)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH",
+                        help="hand_landmarker.task (default: the one in the user cache)")
+    parser.add_argument("--hands", type=int, choices=(1, 2), default=1, help="hands to find per frame (default 1)")
+    parser.add_argument("--roi", default=None, metavar="X,Y,W,H",
+                        help="classify this fixed region (pixels) instead of detecting hands")
+
+
+def _add_app(commands) -> None:
+    parser = commands.add_parser("app", help="live sign recognition from a camera, video, folder or stream",
+                                 description="Camera frames -> MediaPipe hand landmarks -> square crop -> classifier "
+                                             "-> smoothed label. Keys: q quits, space pauses, s saves a snapshot.")
+    _add_model_options(parser)
+    parser.add_argument("--source", default="0",
+                        help="camera index, /dev/videoN, picam|csi|usb[:WxH@FPS], video file, image folder, "
+                             "rtsp:// or http:// URL, or a GStreamer pipeline (default 0)")
+    parser.add_argument("--smooth", type=int, default=5, metavar="N", help="smooth labels over N frames (1 = off)")
+    parser.add_argument("--smooth-method", choices=("majority", "ema"), default="majority",
+                        help="majority vote or exponential average of the probabilities (default majority)")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="below this smoothed confidence the label is 'unknown' (default 0.5)")
+    parser.add_argument("--headless", action="store_true", help="open no window")
+    parser.add_argument("--json", default=None, metavar="FILE|-", help="one JSON line per frame (- for stdout)")
+    parser.add_argument("--output", default=None, metavar="VIDEO", help="record the annotated frames (.mp4)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--show-landmarks", action="store_true", help="draw the 21 hand landmarks")
+    parser.set_defaults(func=_run_app)
+
+
+def _run_app(args) -> int:
+    require("edge", "app")
+    from edge_app.app import AppOptions, run_app
+    from edge_app.timing import format_summary
+
+    fields = AppOptions.__dataclass_fields__
+    summary = run_app(AppOptions(**{name: getattr(args, name) for name in fields}))
+    print(format_summary(summary), file=sys.stderr if args.json == "-" else sys.stdout)
+    return 0
+
+
+def _add_predict(commands) -> None:
+    parser = commands.add_parser("predict", help="classify the signs in still images (files or folders)",
+                                 description="The same hand crop and classification as nsl app, on still images.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders of images")
+    _add_model_options(parser)
+    parser.add_argument("--no-detect", action="store_true", help="classify the whole image (a ready crop)")
+    parser.add_argument("--top", type=int, default=3, metavar="K", help="top-K classes in the JSON output")
+    parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                        help="JSON lines instead of a table (to FILE, or stdout)")
+    parser.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    require("edge", "predict")
+    from edge_app.bundle import load_bundle
+    from edge_app.hand_model import resolve
+    from edge_app.hands import MediaPipeHands, parse_roi
+    from edge_app.outputs import JsonLines
+    from edge_app.predict import collect_images, format_table, predict_images
+
+    paths = collect_images(args.images)
+    bundle, classifier = load_bundle(args.model, args.backend, args.precision, args.threads)
+    roi = parse_roi(args.roi) if args.roi else None
+    hands = None
+    if roi is None and not args.no_detect:
+        hands = MediaPipeHands(resolve(args.hand_model), bundle.crop, max_hands=args.hands, mode="image")
+    try:
+        rows = predict_images(bundle, classifier, paths, hands, roi, args.no_detect, args.top)
+    finally:
+        if hands:
+            hands.close()
+    if args.json:
+        out = JsonLines(args.json)
+        for row in rows:
+            out.write(row)
+        out.close()
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def _add_hand_model(commands) -> None:
+    parser = commands.add_parser("hand-model", help="get MediaPipe's hand model (hand_landmarker.task)",
+                                 description="build: offline, from the models inside the mediapipe 0.10.21 wheel; "
+                                             "fetch: Google's official file. Both go to the user cache "
+                                             "(NSL_CACHE_DIR, else $XDG_CACHE_HOME/nsl, else ~/.cache/nsl).")
+    verbs = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    build = verbs.add_parser("build", help="build it from the mediapipe 0.10.21 wheel (via pip download)")
+    build.add_argument("--variant", choices=("full", "lite"), default="full",
+                       help="lite: lighter landmark model, about 32%% faster tracking (default full)")
+    build.add_argument("--output", default=None, metavar="PATH", help="where to write it (default: user cache)")
+    build.add_argument("--force", action="store_true", help="rebuild even if a valid file is there")
+    fetch = verbs.add_parser("fetch", help="download Google's official file, verified by structure")
+    fetch.add_argument("--sha256", default=None, help="refuse the file unless it has this sha256 (pin it for a fleet)")
+    fetch.add_argument("--output", default=None, metavar="PATH", help="where to write it (default: user cache)")
+    fetch.add_argument("--url", default=None, help="another address of the same file (a mirror)")
+    parser.set_defaults(func=_run_hand_model)
+
+
+def _run_hand_model(args) -> int:
+    require("edge", f"hand-model {args.action}")
+    from edge_app import hand_model
+
+    if args.action == "build":
+        path = hand_model.build(args.variant, args.output, args.force)
+    else:
+        path = hand_model.fetch(args.url or hand_model.OFFICIAL_URL, args.output, args.sha256)
+    print(json.dumps({"path": str(path), "sha256": hand_model.sha256_of(path)}))
+    return 0
+
 
 def add_commands(commands) -> None:
     """Register this package's subcommands on the ``nsl`` parser."""
+    _add_app(commands)
+    _add_predict(commands)
+    _add_hand_model(commands)

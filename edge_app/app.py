@@ -1,0 +1,234 @@
+"""The live loop: frame -> hands -> crops -> classifier -> smoothing -> draw -> outputs.
+
+The classifier runs on a worker thread as a two-stage pipeline: while it classifies the crops of frame N, the
+main thread captures and tracks frame N+1; frame N is then smoothed, drawn and written. Every frame is
+classified and its results stay together; the slower of the two stages (normally the hand tracker) sets the
+frame rate. All state is bounded (deques, pruned per-hand smoothers), so hours of running do not grow memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_app.bundle import load_bundle
+from edge_app.hand_model import resolve as resolve_hand_model
+from edge_app.hands import Hand, make_hands, parse_roi
+from edge_app.outputs import JsonLines, VideoRecorder, Window, save_snapshot
+from edge_app.preprocess import crop, prepare
+from edge_app.render import Renderer
+from edge_app.smoothing import NO_HAND, UNKNOWN, HandSmoothers
+from edge_app.sources import Frame, FrameSource, parse_source
+from edge_app.timing import StageTimer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppOptions:
+    """What ``nsl app`` is asked to do (one field per command-line option)."""
+
+    model: str
+    source: str = "0"
+    backend: str = "tflite"
+    precision: str | None = None
+    threads: int | None = None
+    hands: int = 1
+    roi: str | None = None
+    smooth: int = 5
+    smooth_method: str = "majority"
+    threshold: float = 0.5
+    hand_model: str | None = None
+    headless: bool = False
+    json: str | None = None
+    output: str | None = None
+    max_frames: int | None = None
+    show_landmarks: bool = False
+
+
+@dataclass(frozen=True)
+class HandResult:
+    """One hand of one frame, classified: this frame's top-1 and the smoothed label shown."""
+
+    hand: Hand
+    index: int              # top-1 of this frame's crop
+    probability: float      # its probability
+    smoothed: int | None    # smoothed label, None below the threshold
+    confidence: float       # confidence of the smoothed label
+    text: str               # what is shown: the smoothed label, or "unknown"
+
+    @property
+    def known(self) -> bool:
+        return self.smoothed is not None
+
+
+@dataclass
+class Step:
+    """A frame in flight: tracked, its crops submitted to the classifier."""
+
+    frame: Frame
+    hands: list[Hand]
+    job: Future | None
+
+
+class App:
+    def __init__(self, options: AppOptions, source: FrameSource | None = None):
+        self.options = options
+        roi = parse_roi(options.roi) if options.roi else None
+        hand_model = None if roi else resolve_hand_model(options.hand_model)  # cheap checks first
+        self.bundle, self.classifier = load_bundle(options.model, options.backend, options.precision, options.threads)
+        self.smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
+        self.renderer = Renderer(options.show_landmarks)
+        self.source = source or FrameSource(parse_source(options.source))
+        self.hands = make_hands(hand_model, self.bundle.crop, roi, options.hands, mode="video")
+        self.tracker_name = f"fixed region {options.roi}" if roi else f"MediaPipe VIDEO mode ({hand_model.name})"
+        self.timer = StageTimer()
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+        self.json = JsonLines(options.json) if options.json else None
+        self.recorder = VideoRecorder(options.output, getattr(self.source.reader, "fps", 30.0)) if options.output else None
+        self.window = None if options.headless else Window()
+        self.labels_seen: Counter = Counter()
+        self.last_image: np.ndarray | None = None
+        log.info("model %s (%s), hands: %s, source: %s", self.classifier.path.name, options.backend,
+                 self.tracker_name, options.source)
+
+    def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, float]:
+        began = time.perf_counter()
+        probs = self.classifier.predict(np.stack(crops))
+        return probs, (time.perf_counter() - began) * 1000
+
+    def _track(self, frame: Frame) -> Step:
+        with self.timer.stage("hands"):
+            hands = self.hands.detect(frame.image, frame.timestamp_ms)
+        with self.timer.stage("crop"):
+            crops = [prepare(crop(frame.image, hand.crop_box), self.bundle.crop) for hand in hands]
+        with self.timer.stage("classify"):
+            job = self.worker.submit(self._classify, crops) if crops else None
+        return Step(frame, hands, job)
+
+    def _label_text(self, index: int | None) -> str:
+        return UNKNOWN if index is None else self.bundle.labels[index].display(self.renderer.devanagari)
+
+    def _smooth(self, step: Step, probs: np.ndarray) -> list[HandResult]:
+        results = []
+        for hand, row in zip(step.hands, probs):
+            top = int(np.argmax(row))
+            smoothed = self.smoothers.update(hand.track_id, row, step.frame.index)
+            results.append(HandResult(hand, top, float(row[top]), smoothed.index, smoothed.confidence,
+                                      self._label_text(smoothed.index)))
+        self.smoothers.prune(step.frame.index)
+        return results
+
+    def _draw(self, step: Step, results: list[HandResult]) -> str | None:
+        stage_ms = {name: values[-1] for name, values in self.timer.recent.items() if values}
+        image = self.renderer.draw(step.frame.image, results, self.timer.live_fps(), stage_ms, self.source.status)
+        self.last_image = image
+        if self.recorder:
+            self.recorder.write(image)
+        action = self.window.show(image) if self.window else None
+        if action == "snapshot":
+            save_snapshot(image)
+        return action
+
+    def _complete(self, step: Step) -> str | None:
+        """Collect the classification of ``step``, smooth, draw, close the frame's timing and write its line."""
+        with self.timer.stage("classify"):
+            probs, model_ms = step.job.result() if step.job else (np.zeros((0, 1), np.float32), None)
+        if model_ms is not None:
+            self.timer.note("classifier_model", model_ms)
+        results = self._smooth(step, probs)
+        with self.timer.stage("draw"):
+            action = self._draw(step, results)
+        stage_ms = self.timer.end_frame()
+        for result in results:
+            self.labels_seen[result.text] += 1
+        if not results:
+            self.labels_seen[NO_HAND] += 1
+        if self.json:
+            self.json.write(self._record(step, results, stage_ms))
+        return action
+
+    def _record(self, step: Step, results: list[HandResult], stage_ms: dict) -> dict:
+        labels = self.bundle.labels
+        return {
+            "time": round(time.time(), 3), "frame": step.frame.index, "timestamp_ms": step.frame.timestamp_ms,
+            "label": results[0].text if results else NO_HAND,
+            "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.hand.crop_box],
+                       "handedness": r.hand.handedness, "score": round(r.hand.score, 3),
+                       "label": r.index, "text": labels[r.index].name, "roman": labels[r.index].roman,
+                       "probability": round(r.probability, 4), "smoothed": r.smoothed,
+                       "smoothed_text": UNKNOWN if r.smoothed is None else labels[r.smoothed].name,
+                       "confidence": round(r.confidence, 4)} for r in results],
+            "stage_ms": {name: round(ms, 3) for name, ms in stage_ms.items()},
+        }
+
+    def _show_status(self) -> str | None:
+        """While a live source is lost: keep the window alive with the last frame and the status."""
+        if not self.window or self.last_image is None:
+            return None
+        image = self.last_image.copy()
+        self.renderer.text(image, self.source.status or "waiting for frames", 4, image.shape[0] - 48)
+        return self.window.show(image, 30)
+
+    def _pause(self) -> str | None:
+        action = self.window.wait_while_paused(self.last_image)
+        self.timer.start()  # the pause is not part of any frame's time
+        return action
+
+    def run(self) -> dict:
+        """Run until the source ends, ``max_frames`` frames, or q; returns the summary."""
+        limit = self.options.max_frames
+        pending, tracked, action = None, 0, None
+        self.source.start()
+        self.timer.start()
+        try:
+            while action != "quit" and (limit is None or tracked < limit):
+                with self.timer.stage("capture"):
+                    frame = self.source.next_frame(timeout=0.2)
+                if frame is None:
+                    if self.source.ended:
+                        break
+                    action = self._show_status()
+                    continue
+                step, tracked = self._track(frame), tracked + 1
+                action = self._complete(pending) if pending else None
+                pending = step
+                if action == "pause":
+                    action = self._pause()
+            if pending:
+                self._complete(pending)
+        finally:
+            self.close()
+        summary = self.summary()
+        if self.json:
+            self.json.write({"summary": summary})
+            self.json.close()
+        return summary
+
+    def summary(self) -> dict:
+        summary = self.timer.summary()
+        summary.update({
+            "labels_seen": dict(self.labels_seen.most_common()), "dropped_frames": self.source.dropped,
+            "reconnects": self.source.reconnects, "backend": self.options.backend,
+            "model_file": self.classifier.path.name, "hand_tracker": self.tracker_name,
+            "devanagari_font": self.renderer.devanagari})
+        return summary
+
+    def close(self) -> None:
+        self.source.stop()
+        self.worker.shutdown(wait=True)
+        self.hands.close()
+        if self.recorder:
+            self.recorder.close()
+        if self.window:
+            self.window.close()
+
+
+def run_app(options: AppOptions, source: FrameSource | None = None) -> dict:
+    """Run the loop with ``options`` (``source``: an already-built FrameSource, e.g. a test's fake camera)."""
+    return App(options, source).run()

@@ -1,0 +1,177 @@
+"""Hand finders behind one small interface: ``detect(frame_rgb, timestamp_ms) -> list[Hand]``.
+
+``MediaPipeHands`` runs the Tasks HandLandmarker: VIDEO mode for streams (landmark tracking, so the palm
+detector runs only when a hand is lost) and IMAGE mode for stills, where the picture is padded with a border
+first (a hand that fills the picture defeats the palm detector). ``RoiHands`` reports one fixed region, as
+the dataset's capture tool cropped it. Every hand carries the box to classify (``crop_box``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_app.preprocess import CropSpec, expand_box
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+
+
+@dataclass(frozen=True)
+class Hand:
+    """One hand in one frame."""
+
+    box: Box                         # spanned by the landmarks (or the fixed region)
+    crop_box: Box                    # box grown by the crop margin and made square: what the classifier sees
+    score: float                     # handedness confidence of MediaPipe (1.0 for a fixed region)
+    handedness: str = ""             # "Left" / "Right" as MediaPipe sees the subject, "" when unknown
+    landmarks: np.ndarray | None = None  # (21, 2) pixel coordinates
+    track_id: int = 0                # stable across frames while the hand stays in view
+
+
+def landmark_box(points: np.ndarray) -> Box:
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def parse_roi(text: str) -> Box:
+    """``x,y,w,h`` in pixels -> (x0, y0, x1, y1)."""
+    try:
+        x, y, w, h = (float(part) for part in text.split(","))
+    except ValueError:
+        raise NslError(f"--roi {text!r}: expected x,y,w,h in pixels, for example 200,100,300,300") from None
+    if w <= 0 or h <= 0:
+        raise NslError(f"--roi {text!r}: width and height must be positive")
+    return x, y, x + w, y + h
+
+
+class RoiHands:
+    """A fixed region reported as the one hand of every frame (no detector)."""
+
+    def __init__(self, roi: Box):
+        self.roi = tuple(map(float, roi))
+
+    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+        return [Hand(box=self.roi, crop_box=self.roi, score=1.0, handedness="roi")]
+
+    def close(self) -> None:
+        pass
+
+
+class BoxTracks:
+    """Stable ids for hands across frames (nearest centre) and an exponential average of each box."""
+
+    def __init__(self, alpha: float = 0.5, max_missed: int = 5):
+        self.alpha, self.max_missed = alpha, max_missed
+        self.tracks: dict[int, tuple[np.ndarray, int]] = {}  # id -> (box, frames since seen)
+        self.next_id = 0
+
+    def _match(self, box: np.ndarray, taken: set[int]) -> int | None:
+        centre, side = (box[:2] + box[2:]) / 2, max(box[2] - box[0], box[3] - box[1], 1.0)
+        best, best_dist = None, 1.0
+        for track_id, (old, _) in self.tracks.items():
+            if track_id not in taken:
+                dist = np.linalg.norm((old[:2] + old[2:]) / 2 - centre) / side
+                if dist < best_dist:
+                    best, best_dist = track_id, dist
+        return best
+
+    def update(self, boxes: list[Box]) -> list[tuple[int, Box]]:
+        """Assign ids to this frame's boxes and return (id, smoothed box) in the same order."""
+        out, seen = [], set()
+        for box in boxes:
+            box = np.asarray(box, dtype=float)
+            track_id = self._match(box, seen)
+            if track_id is None:
+                track_id, self.next_id = self.next_id, self.next_id + 1
+            else:
+                box = self.alpha * box + (1 - self.alpha) * self.tracks[track_id][0]
+            seen.add(track_id)
+            self.tracks[track_id] = (box, 0)
+            out.append((track_id, tuple(float(v) for v in box)))
+        for track_id, (box, missed) in list(self.tracks.items()):
+            if track_id not in seen:
+                if missed + 1 > self.max_missed:
+                    del self.tracks[track_id]
+                else:
+                    self.tracks[track_id] = (box, missed + 1)
+        return out
+
+
+class MediaPipeHands:
+    """MediaPipe Tasks HandLandmarker; ``mode`` is "video" (tracking across frames) or "image" (stills)."""
+
+    def __init__(self, model_path, spec: CropSpec, max_hands: int = 1, mode: str = "video",
+                 still_padding: float = 0.25, box_alpha: float = 0.6, min_confidence: float = 0.5):
+        from mediapipe.tasks.python.core.base_options import BaseOptions
+        from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions, RunningMode
+
+        if mode not in ("video", "image"):
+            raise NslError(f"hand tracker mode {mode!r}: expected video or image")
+        self.spec, self.mode, self.still_padding = spec, mode, still_padding
+        self.tracks = BoxTracks(alpha=box_alpha if mode == "video" else 1.0)
+        self.last_timestamp = -1
+        options = HandLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path)),
+            running_mode=RunningMode.VIDEO if mode == "video" else RunningMode.IMAGE,
+            num_hands=max_hands, min_hand_detection_confidence=min_confidence,
+            min_hand_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
+        try:
+            self.landmarker = HandLandmarker.create_from_options(options)
+        except (RuntimeError, ValueError) as err:
+            raise NslError(f"{model_path}: MediaPipe cannot load this hand model ({err}); "
+                           "rebuild it with 'nsl hand-model build --force'") from None
+
+    def _run(self, frame_rgb: np.ndarray, timestamp_ms: int | None):
+        import mediapipe as mp
+
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame_rgb))
+        if self.mode == "image":
+            return self.landmarker.detect(image)
+        # VIDEO mode needs strictly increasing timestamps
+        timestamp = max(int(timestamp_ms if timestamp_ms is not None else 0), self.last_timestamp + 1)
+        self.last_timestamp = timestamp
+        return self.landmarker.detect_for_video(image, timestamp)
+
+    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+        height, width = frame_rgb.shape[:2]
+        pad = 0
+        if self.mode == "image" and self.still_padding > 0:
+            pad = int(round(self.still_padding * max(height, width)))
+            frame_rgb = cv2.copyMakeBorder(frame_rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        result = self._run(frame_rgb, timestamp_ms)
+        size = np.array([frame_rgb.shape[1], frame_rgb.shape[0]], dtype=float)
+        found = []
+        for points, categories in zip(result.hand_landmarks, result.handedness):
+            pixels = np.array([(p.x, p.y) for p in points], dtype=float) * size - pad
+            best = max(categories, key=lambda c: c.score) if categories else None
+            found.append((pixels, best.category_name if best else "", float(best.score) if best else 0.0))
+        tracked = self.tracks.update([landmark_box(pixels) for pixels, _, _ in found])
+        return [Hand(box=box, crop_box=expand_box(box, self.spec.margin, self.spec.square), score=score,
+                     handedness=side, landmarks=pixels, track_id=track_id)
+                for (pixels, side, score), (track_id, box) in zip(found, tracked)]
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_hands(model_path, spec: CropSpec, roi: Box | None = None, max_hands: int = 1, mode: str = "video"):
+    """The hand finder for the options: a fixed region when ``roi`` is given, MediaPipe otherwise."""
+    if max_hands not in (1, 2):
+        raise NslError(f"--hands {max_hands}: expected 1 or 2")
+    if roi is not None:
+        return RoiHands(roi)
+    return MediaPipeHands(model_path, spec, max_hands=max_hands, mode=mode)
+

@@ -1,0 +1,105 @@
+"""Where the loop's results go: JSON lines, an annotated video file, a window with keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+
+class JsonLines:
+    """One JSON object per line to a file or ``-`` (stdout), flushed per line so a reader can follow it and
+    a crash leaves only whole lines."""
+
+    def __init__(self, target: str | Path):
+        self.to_stdout = str(target) == "-"
+        if self.to_stdout:
+            self.stream = sys.stdout
+        else:
+            path = Path(target).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.stream = open(path, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self.stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if not self.to_stdout:
+            self.stream.close()
+
+
+class VideoRecorder:
+    """Annotated frames to a video file. It is written under a temporary name and renamed when closed, so a
+    finished file is always whole (an interrupted one stays as ``.NAME.partial.EXT``)."""
+
+    def __init__(self, path: str | Path, fps: float):
+        self.path = Path(path).expanduser()
+        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv"):
+            raise NslError(f"--output {self.path}: use a .mp4, .avi or .mkv file name")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.fps, self.writer, self.size = fps, None, None
+
+    def write(self, image_bgr: np.ndarray) -> None:
+        if self.writer is None:
+            self.size = (image_bgr.shape[1], image_bgr.shape[0])
+            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+            self.writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps, self.size)
+            if not self.writer.isOpened():
+                raise NslError(f"--output {self.path}: OpenCV cannot write this video file")
+        if (image_bgr.shape[1], image_bgr.shape[0]) != self.size:  # a folder of images of mixed sizes
+            image_bgr = cv2.resize(image_bgr, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(image_bgr)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            os.replace(self.partial, self.path)
+            log.info("wrote %s", self.path)
+
+
+class Window:
+    """An OpenCV window; ``show`` returns the action of the key pressed: quit, pause, snapshot or None."""
+
+    KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("s"): "snapshot"}
+
+    def __init__(self, title: str = "nsl"):
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise NslError("no display to open a window on (DISPLAY is not set): run with --headless")
+        self.title = title
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+
+    def show(self, image_bgr: np.ndarray, wait_ms: int = 1) -> str | None:
+        cv2.imshow(self.title, image_bgr)
+        return self.KEYS.get(cv2.waitKey(wait_ms) & 0xFF)
+
+    def wait_while_paused(self, image_bgr: np.ndarray) -> str | None:
+        """Show the paused frame until space (resume), q (quit) or s (snapshot, stays paused)."""
+        while True:
+            action = self.show(image_bgr, 50)
+            if action in ("quit", "pause"):
+                return action
+            if action == "snapshot":
+                save_snapshot(image_bgr)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
+
+
+def save_snapshot(image_bgr: np.ndarray, folder: str | Path = ".") -> Path:
+    path = Path(folder) / time.strftime("nsl-snapshot-%Y%m%d-%H%M%S.png")
+    if not cv2.imwrite(str(path), image_bgr):
+        raise NslError(f"{path}: cannot write the snapshot")
+    log.info("snapshot saved to %s", path)
+    return path

@@ -1,0 +1,93 @@
+"""``nsl predict``: the device's crop and classification on still images (files or folders).
+
+Hands are found by MediaPipe in IMAGE mode (the picture padded with a border first); ``roi`` classifies a fixed
+region instead and ``no_detect`` the whole image, as the dataset's own crops are meant to be classified."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from edge_app.preprocess import crop, prepare, read_image
+from edge_app.sources import IMAGE_SUFFIXES
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+
+def collect_images(inputs: list[str | Path]) -> list[Path]:
+    """Image files named directly or found (recursively, sorted) in folders; a missing path is an error."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                log.warning("%s: no images in this folder", item)
+            paths += found
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise NslError(f"{item}: no such image file or folder")
+    if not paths:
+        raise NslError(f"no images found in {', '.join(map(str, inputs))}")
+    return paths
+
+
+def _boxes(image: np.ndarray, hands, roi, no_detect: bool) -> list[tuple]:
+    """(crop box, handedness, score) of each region to classify in one image."""
+    if no_detect:
+        height, width = image.shape[:2]
+        return [((0.0, 0.0, float(width), float(height)), "", 1.0)]
+    if roi is not None:
+        return [(roi, "roi", 1.0)]
+    return [(hand.crop_box, hand.handedness, hand.score) for hand in hands.detect(image)]
+
+
+def _rows(path: Path, boxes: list[tuple], probs: np.ndarray, labels, top: int) -> list[dict]:
+    if not boxes:
+        return [{"path": str(path), "hand": None, "label": None, "text": "no hand", "roman": "no hand",
+                 "confidence": None, "box": None, "top": []}]
+    rows = []
+    for number, ((box, side, score), row) in enumerate(zip(boxes, probs)):
+        order = np.argsort(row)[::-1][:top]
+        best = int(order[0])
+        rows.append({"path": str(path), "hand": number, "handedness": side, "hand_score": round(score, 3),
+                     "box": [round(v, 1) for v in box], "label": best, "text": labels[best].name,
+                     "roman": labels[best].roman, "confidence": round(float(row[best]), 4),
+                     "top": [[int(i), round(float(row[i]), 4)] for i in order]})
+    return rows
+
+
+def predict_images(bundle, classifier, paths: list[Path], hands=None, roi=None, no_detect: bool = False,
+                   top: int = 3) -> list[dict]:
+    """One row per hand found (or per image when none is found / an image cannot be read)."""
+    rows = []
+    for path in tqdm(paths, desc="predict", unit="image", disable=len(paths) < 20 or None):
+        try:
+            image = read_image(path)
+        except NslError as err:
+            log.warning("skipping %s", err)
+            rows.append({"path": str(path), "hand": None, "label": None, "text": "unreadable", "error": str(err)})
+            continue
+        boxes = _boxes(image, hands, roi, no_detect)
+        crops = [prepare(crop(image, box), bundle.crop) for box, _, _ in boxes]
+        probs = classifier.predict(np.stack(crops)) if crops else np.zeros((0, len(bundle.labels)))
+        rows += _rows(path, boxes, probs, bundle.labels, top)
+    return rows
+
+
+def format_table(rows: list[dict], devanagari: bool = True) -> str:
+    """A plain text table: image, hand, label, confidence, box."""
+    lines = [f"{'image':40s} {'hand':>4s}  {'label':12s} {'conf':>6s}  box"]
+    for row in rows:
+        name = str(row["path"])[-40:]
+        if row.get("label") is None:
+            lines.append(f"{name:40s} {'-':>4s}  {row['text']:12s} {'-':>6s}  -")
+            continue
+        text = f"{row['text']} ({row['roman']})" if devanagari else row["roman"]
+        box = ",".join(f"{v:.0f}" for v in row["box"])
+        lines.append(f"{name:40s} {row['hand']:>4d}  {text:12s} {row['confidence']:6.1%}  {box}")
+    return "\n".join(lines)

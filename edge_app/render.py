@@ -1,0 +1,133 @@
+"""Drawing on frames: hand boxes, optional landmarks, the label in Devanagari, confidence, FPS, stage times.
+
+OpenCV's putText cannot draw Devanagari, so non-ASCII text is drawn with Pillow in a Devanagari font found on
+the system (``NSL_FONT``, fontconfig, common paths); rendered labels are cached. Without such a font the
+labels are shown romanised, and that is logged once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_app.smoothing import NO_HAND
+
+log = logging.getLogger(__name__)
+
+FONT_PATHS = (
+    "/usr/share/fonts/truetype/noto/NotoSansDevanagari-Regular.ttf",
+    "/usr/share/fonts/opentype/noto/NotoSansDevanagari-Regular.otf",
+    "/usr/share/fonts/noto/NotoSansDevanagari-Regular.ttf",
+    "/usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf",
+    "/usr/share/fonts/truetype/fonts-deva-extra/kalimati.ttf",
+    "/usr/share/fonts/truetype/freefont/FreeSans.ttf",
+)
+HAND_CONNECTIONS = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
+                    (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20))
+GREEN, GREY, RED, WHITE, BLACK = (0, 200, 0), (160, 160, 160), (0, 0, 230), (255, 255, 255), (0, 0, 0)  # BGR
+
+
+def _fontconfig_devanagari() -> str | None:
+    if not shutil.which("fc-list"):
+        return None
+    try:  # fonts that hold KA (U+0915); fc-match would answer with any font at all
+        out = subprocess.run(["fc-list", ":charset=915", "file"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    files = sorted(line.split(":")[0].strip() for line in out.stdout.splitlines() if line.strip())
+    preferred = [f for f in files if "Devanagari" in f and "Regular" in f]
+    return (preferred or files or [None])[0]
+
+
+@lru_cache(maxsize=1)
+def find_devanagari_font() -> Path | None:
+    """NSL_FONT, else a font fontconfig reports with Devanagari, else a common path; None (logged once)."""
+    candidates = [os.environ.get("NSL_FONT"), _fontconfig_devanagari(), *FONT_PATHS]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    log.warning("no Devanagari font found (install fonts-noto-core or set NSL_FONT); labels are shown romanised")
+    return None
+
+
+@lru_cache(maxsize=256)
+def _text_patch(font_path: str, size: int, text: str) -> np.ndarray:
+    """White text on transparent, as an (H, W) alpha mask; cached because labels repeat every frame."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(font_path, size)
+    left, top, right, bottom = font.getbbox(text)
+    mask = Image.new("L", (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255)
+    return np.asarray(mask)
+
+
+def _blend(image: np.ndarray, mask: np.ndarray, x: int, y: int, colour) -> None:
+    """Paint ``colour`` through ``mask`` at (x, y), clipped to the image."""
+    height, width = image.shape[:2]
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + mask.shape[1], width), min(y + mask.shape[0], height)
+    if x1 <= x0 or y1 <= y0:
+        return
+    alpha = mask[y0 - y:y1 - y, x0 - x:x1 - x, None].astype(np.float32) / 255
+    region = image[y0:y1, x0:x1]
+    region[:] = (region * (1 - alpha) + np.asarray(colour, np.float32) * alpha).astype(np.uint8)
+
+
+class Renderer:
+    """Draw one frame's results; ``draw`` returns a BGR image for the window and the video file."""
+
+    def __init__(self, show_landmarks: bool = False, font_size: int = 28):
+        self.show_landmarks, self.font_size = show_landmarks, font_size
+        self.font = find_devanagari_font()
+
+    @property
+    def devanagari(self) -> bool:
+        return self.font is not None
+
+    def text(self, image: np.ndarray, text: str, x: int, y: int, colour=WHITE, background=BLACK) -> tuple[int, int]:
+        """Text with its top-left at (x, y) on a filled background; returns the (width, height) it took."""
+        if text.isascii() or self.font is None:
+            scale = self.font_size / 40
+            (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+            cv2.rectangle(image, (x, y), (x + width + 8, y + height + base + 8), background, -1)
+            cv2.putText(image, text, (x + 4, y + height + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
+            return width + 8, height + base + 8
+        mask = _text_patch(str(self.font), self.font_size, text)
+        cv2.rectangle(image, (x, y), (x + mask.shape[1] + 8, y + mask.shape[0] + 8), background, -1)
+        _blend(image, mask, x + 4, y + 4, colour)
+        return mask.shape[1] + 8, mask.shape[0] + 8
+
+    def draw_hand(self, image: np.ndarray, result) -> None:
+        """``result`` has .hand (edge_app.hands.Hand), .text (label to show), .confidence, .known."""
+        colour = GREEN if result.known else GREY
+        x0, y0, x1, y1 = (int(round(v)) for v in result.hand.crop_box)
+        cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
+        if self.show_landmarks and result.hand.landmarks is not None:
+            points = np.round(result.hand.landmarks).astype(int)
+            for a, b in HAND_CONNECTIONS:
+                cv2.line(image, tuple(points[a]), tuple(points[b]), WHITE, 1, cv2.LINE_AA)
+            for point in points:
+                cv2.circle(image, tuple(point), 3, RED, -1)
+        top = max(0, y0 - int(self.font_size * 1.6))
+        width, _ = self.text(image, result.text, x0, top, BLACK, colour)
+        if result.known:  # the confidence apart from the label, so the rendered label stays cached
+            self.text(image, f"{result.confidence:.0%}", x0 + width, top, WHITE)
+
+    def draw(self, frame_rgb: np.ndarray, results: list, fps: float, stage_ms: dict, status: str = "") -> np.ndarray:
+        image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+        for result in results:
+            self.draw_hand(image, result)
+        timings = " ".join(f"{name} {stage_ms.get(name, 0):.1f}" for name in ("hands", "classify", "draw"))
+        y = 4 + self.text(image, f"{fps:4.1f} FPS  {timings} ms", 4, 4, WHITE)[1]
+        if not results:
+            y += self.text(image, NO_HAND, 4, y, WHITE, GREY)[1]
+        if status:
+            self.text(image, status, 4, y, WHITE, RED)
+        return image

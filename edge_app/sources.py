@@ -1,0 +1,224 @@
+"""Frame sources: camera, video file, image folder, RTSP/HTTP stream, GStreamer pipeline.
+
+Capture runs on its own thread. A live source (camera, stream, pipeline) always hands over the newest frame:
+a slow consumer drops frames instead of building latency, and a source that stops delivering is reopened
+with backoff while ``status`` says so. A file source (video, folder) hands over every frame in order and ends
+cleanly. Frames arrive as RGB uint8 whatever the source gives (any size, grey, alpha).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from edge_app.camera_presets import is_gstreamer_pipeline, require_gstreamer, resolve_source
+from edge_app.preprocess import read_image, to_rgb
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str            # camera | video | folder | stream | gstreamer
+    target: object       # camera index or device path, file/folder path, URL, pipeline string
+
+    @property
+    def live(self) -> bool:
+        return self.kind in ("camera", "stream", "gstreamer")
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int
+    image: np.ndarray    # RGB uint8 (H, W, 3)
+    timestamp_ms: int
+
+
+def parse_source(text: str | int) -> SourceSpec:
+    """``0`` or ``/dev/video0`` -> camera; ``picam``/``csi``/``usb`` presets or ``... ! appsink`` -> GStreamer;
+    ``rtsp://``/``http://`` -> stream; a folder -> its images; an image file -> that image; other files -> video."""
+    resolved = resolve_source(text)
+    if isinstance(resolved, int):
+        return SourceSpec("camera", resolved)
+    if resolved.startswith("/dev/video"):
+        return SourceSpec("camera", resolved)
+    if "://" in resolved:
+        return SourceSpec("stream", resolved)
+    if is_gstreamer_pipeline(resolved) or " ! " in resolved:
+        require_gstreamer(resolved)
+        return SourceSpec("gstreamer", resolved)
+    path = Path(resolved).expanduser()
+    if path.is_dir():
+        return SourceSpec("folder", path)
+    if path.is_file():
+        return SourceSpec("folder" if path.suffix.lower() in IMAGE_SUFFIXES else "video", path)
+    raise NslError(f"--source {text}: no such file, folder or camera (use a camera index such as 0, /dev/videoN, "
+                   "picam, csi or usb, a video file, a folder of images, an rtsp:// or http:// URL, "
+                   "or a GStreamer pipeline)")
+
+
+class FolderReader:
+    """The images of a folder (or one image file), sorted by name; unreadable files are skipped and logged."""
+
+    fps = 30.0
+
+    def __init__(self, path: Path):
+        path = Path(path)
+        self.files = ([path] if path.is_file() else
+                      sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        if not self.files:
+            raise NslError(f"--source {path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        self.position = 0
+
+    def read(self) -> np.ndarray | None:
+        while self.position < len(self.files):
+            path, self.position = self.files[self.position], self.position + 1
+            try:
+                return read_image(path)
+            except NslError as err:
+                log.warning("skipping %s", err)
+        return None
+
+    def release(self) -> None:
+        pass
+
+
+class CaptureReader:
+    """An OpenCV capture (camera, video file, stream, pipeline); ``opener`` is cv2.VideoCapture unless a test
+    passes a fake."""
+
+    def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture):
+        target = str(spec.target) if isinstance(spec.target, Path) else spec.target
+        self.capture = opener(target, cv2.CAP_GSTREAMER) if spec.kind == "gstreamer" else opener(target)
+        if not self.capture.isOpened():
+            self.capture.release()
+            raise NslError(_cannot_open(spec))
+        fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+
+    def read(self) -> np.ndarray | None:
+        ok, image = self.capture.read()
+        return to_rgb(image, bgr=True) if ok and image is not None and image.size else None
+
+    def release(self) -> None:
+        self.capture.release()
+
+
+def _cannot_open(spec: SourceSpec) -> str:
+    hints = {"camera": "check the index or device path, that it is connected, and that no other program holds it",
+             "stream": "check the URL and that the stream is reachable", "video": "not a readable video file",
+             "gstreamer": "check the pipeline; it must end in appsink"}
+    return f"--source {spec.target}: cannot open ({hints[spec.kind]})"
+
+
+def open_reader(spec: SourceSpec, opener: Callable = cv2.VideoCapture):
+    return FolderReader(spec.target) if spec.kind == "folder" else CaptureReader(spec, opener)
+
+
+class FrameSource:
+    """A reader on its own thread. ``next_frame(timeout)`` returns the newest frame not yet taken, None on a
+    timeout; ``ended`` turns true when a file source is exhausted (or ``stop`` was called)."""
+
+    def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture, backoff: tuple = (0.5, 10.0)):
+        self.spec, self.opener, self.backoff = spec, opener, backoff
+        self.reader = open_reader(spec, opener)  # fails at start with a clear message
+        self.status = ""                         # shown on screen while the source is lost
+        self.dropped = self.reconnects = 0
+        self._delay = backoff[0]
+        self._frame: Frame | None = None
+        self._cond = threading.Condition()
+        self._stopped = self._ended = False
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._started = time.monotonic()
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self._ended and self._frame is None
+
+    def start(self) -> "FrameSource":
+        self._thread.start()
+        return self
+
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            if not self.spec.live:  # files: hand over every frame
+                self._cond.wait_for(lambda: self._frame is None or self._stopped)
+            elif self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self._cond.notify_all()
+
+    def next_frame(self, timeout: float = 1.0) -> Frame | None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self._ended, timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def _timestamp(self, index: int) -> int:
+        if self.spec.live:
+            return int((time.monotonic() - self._started) * 1000)
+        return int(round(index * 1000 / self.reader.fps))
+
+    def _run(self) -> None:
+        index = 0
+        try:
+            while not self._stopped:
+                image = self.reader.read() if self.reader else None
+                if image is None:
+                    if not self.spec.live or not self._reconnect():
+                        break
+                    continue
+                self._delay = self.backoff[0]
+                self._put(Frame(index, image, self._timestamp(index)))
+                index += 1
+        except Exception:  # a crash in the capture thread must end the loop, not hang it
+            log.exception("capture thread failed")
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+
+    def _reconnect(self) -> bool:
+        """Reopen a lost live source, waiting longer after each failure; False when stopped."""
+        attempt = 0
+        if self.reader:
+            self.reader.release()
+            self.reader = None
+        while not self._stopped:
+            attempt += 1
+            self.status = f"source lost: reconnecting (attempt {attempt}, next in {self._delay:.1f} s)"
+            log.warning("%s: %s", self.spec.target, self.status)
+            with self._cond:
+                if self._cond.wait_for(lambda: self._stopped, self._delay):
+                    return False
+            self._delay = min(self._delay * 2, self.backoff[1])  # reset only by a delivered frame
+            try:
+                self.reader = open_reader(self.spec, self.opener)
+            except NslError:
+                continue
+            self.reconnects += 1
+            self.status = ""
+            log.info("%s: reconnected after %d attempt(s)", self.spec.target, attempt)
+            return True
+        return False
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        if self.reader:
+            self.reader.release()
