@@ -23,3 +23,11 @@ def hand_model(test_cache) -> Path:
                 pytest.skip(f"cannot build the hand model offline: {last}")
             raise AssertionError(f"nsl hand-model build failed:\n{proc.stderr}")
     return path
+
+
+def error_line(proc) -> str:
+    """The one error line of a failed ``nsl`` run (log lines may come before it; no traceback after it)."""
+    lines = proc.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("nsl ") and ": error: " in line]
+    assert len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in proc.stderr, proc.stderr
+    return errors[0]

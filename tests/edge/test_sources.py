@@ -1,0 +1,134 @@
+"""Frame sources: every frame of a file in order, the newest frame of a live source, reconnection."""
+
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app.sources import FrameSource, SourceSpec, parse_source
+from nsl.errors import NslError
+
+
+class FakeCamera:
+    """A cv2.VideoCapture look-alike: ``script`` says, per open, how many frames it delivers before failing
+    (None: forever); an open beyond the script fails (camera unplugged)."""
+
+    def __init__(self, script, shape=(48, 64, 3)):
+        self.script, self.shape, self.opens = list(script), shape, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, target, *api):
+        with self.lock:
+            budget = self.script[self.opens] if self.opens < len(self.script) else -1
+            self.opens += 1
+        return _Capture(budget, self.shape)
+
+
+class _Capture:
+    def __init__(self, budget, shape):
+        self.budget, self.shape, self.count = budget, shape, 0
+
+    def isOpened(self):
+        return self.budget != -1
+
+    def read(self):
+        if self.budget is not None and self.count >= self.budget:
+            return False, None
+        self.count += 1
+        time.sleep(0.002)
+        return True, np.full(self.shape, self.count % 256, np.uint8)
+
+    def get(self, prop):
+        return 30.0
+
+    def release(self):
+        pass
+
+
+def _take(source, count, timeout=10.0):
+    frames, deadline = [], time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < deadline and not source.ended:
+        frame = source.next_frame(timeout=0.1)
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
+def test_parse_source_kinds(tmp_path):
+    assert parse_source("0") == SourceSpec("camera", 0)
+    assert parse_source("/dev/video2") == SourceSpec("camera", "/dev/video2")
+    assert parse_source("rtsp://10.0.0.2/stream").kind == "stream"
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    assert parse_source(str(tmp_path)) == SourceSpec("folder", tmp_path)
+    assert parse_source(str(tmp_path / "a.png")).kind == "folder"
+    assert parse_source(str(tmp_path / "clip.mp4")).kind == "video"
+    assert parse_source("0").live and not parse_source(str(tmp_path)).live
+    with pytest.raises(NslError, match="no such file, folder or camera"):
+        parse_source(str(tmp_path / "missing.mp4"))
+    if not cv2.getBuildInformation().count("GStreamer:                   YES"):
+        with pytest.raises(NslError, match="without GStreamer"):
+            parse_source("videotestsrc ! videoconvert ! appsink")
+
+
+def test_folder_gives_every_image_in_order_whatever_its_kind(tmp_path):
+    cv2.imwrite(str(tmp_path / "1.png"), np.full((30, 40), 50, np.uint8))                 # grey
+    cv2.imwrite(str(tmp_path / "2.png"), np.full((20, 10, 4), 100, np.uint8))             # with alpha
+    cv2.imwrite(str(tmp_path / "3.jpg"), np.full((64, 48, 3), 200, np.uint8))             # colour
+    (tmp_path / "4.jpg").write_bytes(b"not an image")                                     # skipped
+    source = FrameSource(parse_source(str(tmp_path))).start()
+    frames = _take(source, 10)
+    source.stop()
+    assert [f.index for f in frames] == [0, 1, 2] and source.ended
+    assert [f.image.shape for f in frames] == [(30, 40, 3), (20, 10, 3), (64, 48, 3)]
+    assert all(f.image.dtype == np.uint8 for f in frames)
+    assert [f.timestamp_ms for f in frames] == [0, 33, 67]
+
+
+def test_video_file_is_read_whole_then_ends(tmp_path):
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for value in range(12):
+        writer.write(np.full((48, 64, 3), value * 20, np.uint8))
+    writer.release()
+    source = FrameSource(parse_source(str(path))).start()
+    time.sleep(0.3)  # a slow consumer: a file source must still hand over every frame
+    frames = _take(source, 100)
+    source.stop()
+    assert len(frames) == 12 and source.dropped == 0 and source.ended
+    assert frames[-1].timestamp_ms == 1100  # from the file's own frame rate
+
+
+def test_live_source_hands_over_the_newest_frame():
+    source = FrameSource(SourceSpec("camera", 0), opener=FakeCamera([None])).start()
+    first = source.next_frame(timeout=2)
+    time.sleep(0.2)  # the camera keeps delivering while the consumer is busy
+    second = source.next_frame(timeout=2)
+    source.stop()
+    assert second.index > first.index + 5 and source.dropped > 0
+
+
+def test_camera_lost_mid_stream_is_reconnected_with_backoff(caplog):
+    camera = FakeCamera([5, -1, -1, None])  # 5 frames, unplugged for two attempts, then back
+    source = FrameSource(SourceSpec("camera", 0), opener=camera, backoff=(0.05, 0.2))
+    source.start()
+    statuses, frames = set(), []
+    deadline = time.monotonic() + 10
+    while len(frames) < 15 and time.monotonic() < deadline:
+        frame = source.next_frame(timeout=0.02)
+        statuses.add(source.status)
+        if frame is not None:
+            frames.append(frame)
+    source.stop()
+    assert len(frames) == 15 and source.reconnects == 1 and camera.opens == 4
+    assert any("reconnecting (attempt 3" in status for status in statuses)  # shown on screen meanwhile
+    assert source.status == ""
+    assert [f.index for f in frames] == sorted(f.index for f in frames)
+    assert "source lost: reconnecting" in caplog.text and "reconnected after 3 attempt(s)" in caplog.text
+
+
+def test_camera_that_cannot_open_fails_at_start():
+    with pytest.raises(NslError, match="cannot open"):
+        FrameSource(SourceSpec("camera", 7), opener=FakeCamera([-1]))
