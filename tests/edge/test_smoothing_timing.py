@@ -64,7 +64,7 @@ def test_stages_add_up_to_the_frame_time_and_memory_is_bounded():
     assert sum(stages[name]["mean"] for name in STAGES) == pytest.approx(stages["frame"]["mean"], abs=0.01)
     assert timer.totals["frame"] <= elapsed_ms  # frames are back to back within the loop
     assert summary["wall_s"] * 1000 == pytest.approx(timer.totals["frame"], abs=1)
-    assert summary["wall_s"] * 1000 == pytest.approx(stages["frame"]["mean"] * 8, rel=1e-3)
+    assert summary["wall_s"] * 1000 == pytest.approx(stages["frame"]["mean"] * 8, abs=1)
     assert summary["mean_fps"] == pytest.approx(8 / summary["wall_s"], rel=1e-2)
     assert summary["notes_ms"]["classifier_model"]["mean"] == 1.5
     assert "(classifier_model)" in format_summary(summary)
