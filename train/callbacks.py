@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def current_lr(model) -> float:
-    return float(keras.backend.get_value(model.optimizer.learning_rate))
+    return float(f"{float(keras.backend.get_value(model.optimizer.learning_rate)):.6g}")  # float32 -> 1e-3, not 0.0010000000474
 
 
 class EpochRecorder(keras.callbacks.Callback):

@@ -47,8 +47,8 @@ def set_up_tensorflow(config: dict) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def prepare_run(config: dict, run_dir: Path) -> tuple[list[Label], dict]:
-    """Scan and split the data; write config.yaml, labels.json and split.csv into ``run_dir``."""
+def load_data(config: dict) -> tuple[list[Label], dict]:
+    """Scan and split the data of ``config['data']`` (nothing written yet)."""
     from train.datasets import load_for_training
     from train.split import make_split
 
@@ -58,12 +58,16 @@ def prepare_run(config: dict, run_dir: Path) -> tuple[list[Label], dict]:
         if not split.get(name):
             raise NslError(f"{config['data']}: the {name} split is empty ({len(index.samples)} images, "
                            f"split_ratios={config['split_ratios']}); add images or change split_ratios")
-    save_config(config, run_dir / "config.yaml")
-    write_json(run_dir / "labels.json", labels_to_dicts(index.labels))
-    save_split(split, run_dir / "split.csv")
     log.info("data: %s (%s layout): %d classes, train/val/test %d/%d/%d images", index.root, index.layout,
              len(index.labels), len(split["train"]), len(split["val"]), len(split.get("test", [])))
     return index.labels, split
+
+
+def write_run_inputs(run_dir: Path, config: dict, labels: list[Label], split: dict) -> None:
+    """config.yaml, labels.json and split.csv: what every later step of the run reads."""
+    save_config(config, run_dir / "config.yaml")
+    write_json(run_dir / "labels.json", labels_to_dicts(labels))
+    save_split(split, run_dir / "split.csv")
 
 
 def load_run(run_dir: str | Path) -> tuple[dict, list[Label], dict]:
@@ -97,22 +101,26 @@ def _dropout(config: dict) -> float:
     return float(config["single"]["dropout"] if config["strategy"] == "single" else config["dropout"])
 
 
-def train_run(config: dict, run_dir: str | Path | None = None, extra_callbacks=()) -> Path:
-    """A new run: ``config`` resolved (nsl.config.resolve); ``run_dir`` default project/name[N]."""
+def train_run(config: dict, run_dir: str | Path | None = None, extra_callbacks=(),
+              split_of: str | Path | None = None) -> Path:
+    """A new run: ``config`` resolved (nsl.config.resolve); ``run_dir`` default project/name[N];
+    ``split_of``: a run directory whose labels and split this run reuses instead of splitting the data.
+    The data and the model are checked before the run directory is made, so a mistake leaves nothing behind."""
     from train.checkpoint import TrainState, save_checkpoint
     from train.model import build_classifier
     from train.trainer import distribution_scope, use_mixed_precision
 
-    run_dir = Path(run_dir) if run_dir else new_run_dir(config["project"], config["name"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log.info("run: %s", run_dir)
     set_up_tensorflow(config)
-    labels, split = prepare_run(config, run_dir)
-    state = TrainState()
-    save_checkpoint(run_dir, None, state)
+    labels, split = load_run(split_of)[1:] if split_of else load_data(config)
     use_mixed_precision(str(config["mixed_precision"]))
     with distribution_scope():
         model = build_classifier(config, len(labels), dropout=_dropout(config))
+        run_dir = Path(run_dir) if run_dir else new_run_dir(config["project"], config["name"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log.info("run: %s", run_dir)
+        write_run_inputs(run_dir, config, labels, split)
+        state = TrainState()
+        save_checkpoint(run_dir, None, state)
         _train_and_finish(model, config, labels, split, run_dir, state, [], extra_callbacks)
     return run_dir
 

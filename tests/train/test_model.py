@@ -1,0 +1,76 @@
+"""The classifier graph: flat (no nested Model), pixels 0..255 in, softmax out; backbones; weights files."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from nsl.config import resolve
+from nsl.errors import NslError
+from tests.conftest import WEIGHTS_DIR, run_nsl
+from train.model import backbone_layers, build_classifier
+
+SHARED_WEIGHTS = WEIGHTS_DIR / "mobilenet_v2_1.0_224_no_top.h5"
+
+
+def _config(**extra):
+    return resolve(overrides={"imgsz": 48, "weights": "none", "alpha": 0.35, **extra})
+
+
+def test_flat_graph_takes_pixels_and_gives_probabilities():
+    model = build_classifier(_config(), 5)
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "a nested Model breaks QAT"
+    assert model.input_shape == (None, 48, 48, 3) and model.output_shape == (None, 5)
+    assert model.layers[1].name == "rescale"  # MobileNetV2 wants -1..1: the model rescales 0..255 itself
+    probs = model(np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")).numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_backbone_layer_indices_match_the_standalone_application():
+    """Phase index 140 must mean what the dataset authors meant: base_model.layers[140:]."""
+    model = build_classifier(_config(), 5)
+    standalone = keras.applications.MobileNetV2((48, 48, 3), alpha=0.35, include_top=False, weights=None)
+    assert [layer.name for layer in backbone_layers(model)] == [layer.name for layer in standalone.layers[1:]]
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0"])
+def test_other_backbones_build_flat_and_normalise_themselves(name):
+    model = build_classifier(_config(backbone=name, alpha=1.0, imgsz=32), 3)
+    assert "rescale" not in [layer.name for layer in model.layers]
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers)
+    assert model.output_shape == (None, 3)
+
+
+@pytest.mark.skipif(not SHARED_WEIGHTS.is_file(), reason=f"ImageNet weights file not found at {SHARED_WEIGHTS}")
+def test_weights_path_loads_the_file():
+    model = build_classifier(_config(alpha=1.0, imgsz=96, weights=str(SHARED_WEIGHTS)), 4)
+    with h5py.File(SHARED_WEIGHTS, "r") as handle:
+        group = handle["Conv1"] if "Conv1" in handle else handle["model_weights"]["Conv1"]
+        kernel = np.asarray(group["Conv1"]["kernel:0"])
+    np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], kernel)
+
+
+def test_weights_file_that_does_not_fit_is_a_one_line_error(tmp_path):
+    other = tmp_path / "v3_small.h5"
+    donor = build_classifier(_config(backbone="mobilenet_v3_small", alpha=1.0), 3)
+    keras.Model(donor.input, donor.get_layer("pool").input).save_weights(other)
+    for path in (other, tmp_path / "missing.h5"):
+        with pytest.raises(NslError) as err:
+            build_classifier(_config(weights=str(path)), 5)
+        assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_bad_weights_file_and_unknown_key_are_one_line_errors(tmp_path, synth_data):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not a weights file")
+    proc = run_nsl("train", f"data={synth_data}", "imgsz=48", f"weights={junk}", f"--project={tmp_path}",
+                   check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("nsl train: error:")]
+    assert len(lines) == 1 and str(junk) in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+    proc = run_nsl("train", f"data={synth_data}", "imgsiz=64", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("nsl train: error: command line: unknown config key 'imgsiz' "
+                                   "(did you mean 'imgsz'?)")

@@ -1,0 +1,75 @@
+"""Which layers each phase trains; BatchNorm never learns in a fine-tuned backbone."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import tf_keras as keras
+
+from nsl.config import resolve
+from nsl.errors import ConfigError
+from train.model import backbone_layers, build_classifier
+from train.phases import Phase, apply_phase, phases_from_config
+from train.trainer import compile_for_phase
+
+HEAD = {"pool", "dropout", "predictions"}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_classifier(resolve(overrides={"imgsz": 32, "weights": "none", "alpha": 0.35}), 4)
+
+
+def _trainable_names(model) -> set[str]:
+    return {layer.name for layer in model.layers if layer.trainable and layer.weights}
+
+
+def _is_bn(layer) -> bool:
+    return isinstance(layer, keras.layers.BatchNormalization)
+
+
+@pytest.mark.parametrize("spec", ["none", 140, "block_15_expand", 0.25, "all"])
+def test_phase_trains_exactly_the_configured_layers(model, spec):
+    layers = backbone_layers(model)
+    start = {"none": len(layers), 140: 139, "all": 0, 0.25: len(layers) - math.ceil(0.25 * len(layers)),
+             "block_15_expand": [layer.name for layer in layers].index("block_15_expand")}[spec]
+    expected = {layer.name for layer in layers[start:] if layer.weights and not _is_bn(layer)} | {"predictions"}
+    trainable_params = apply_phase(model, Phase("p", 1, 1e-3, spec))
+    assert _trainable_names(model) == expected
+    assert trainable_params == sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert not any(layer.trainable for layer in layers if _is_bn(layer))
+
+
+def test_bad_trainable_specs_are_config_errors(model):
+    for spec in ("block_99_nope", 1000, 1.5):
+        with pytest.raises(ConfigError):
+            apply_phase(model, Phase("p", 1, 1e-3, spec))
+
+
+def test_batchnorm_stays_frozen_while_the_backbone_trains(model):
+    """The keras transfer-learning guide's check: an unfrozen phase leaves BN weights and statistics alone."""
+    apply_phase(model, Phase("full", 1, 1e-2, "all"))
+    compile_for_phase(model, 1e-2)
+    bn_layers = [layer for layer in backbone_layers(model) if _is_bn(layer)]
+    conv = model.get_layer("Conv1")
+    before_bn = [w.copy() for layer in bn_layers for w in layer.get_weights()]  # gamma, beta, mean, var
+    before_conv = conv.get_weights()[0].copy()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (16, 32, 32, 3)).astype("float32") * rng.uniform(0.2, 1, (16, 1, 1, 1))
+    model.fit(images.astype("float32"), rng.integers(0, 4, 16), epochs=2, batch_size=8, verbose=0)
+    after_bn = [w for layer in bn_layers for w in layer.get_weights()]
+    assert all(np.array_equal(a, b) for a, b in zip(before_bn, after_bn))
+    assert not np.array_equal(before_conv, conv.get_weights()[0]), "the unfrozen convolutions should learn"
+
+
+def test_phases_from_config_defaults_and_single():
+    config = resolve()
+    assert [(p.name, p.epochs, p.lr, p.trainable) for p in phases_from_config(config)] == [
+        ("head", 3, 1e-3, "none"), ("top", 3, 1e-4, 140), ("full", 4, 1e-5, "all")]
+    single = phases_from_config({**config, "strategy": "single"})
+    assert single == [Phase("single", 40, 1e-4, "all")]
+    assert [p.epochs for p in phases_from_config({**config, "epochs": 2})] == [2, 2, 2]
+    with pytest.raises(ConfigError, match=r"phases\[0\]"):
+        phases_from_config({**config, "phases": [{"epochs": 1, "lr": 1e-3, "trainble": "all"}]})

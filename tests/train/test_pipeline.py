@@ -1,0 +1,81 @@
+"""The tf.data pipeline prepares images exactly as the device does; odd inputs are converted or skipped."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_app.preprocess import CropSpec, prepare, read_image
+from nsl.config import resolve
+from train.pipeline import augmenter, class_weights, make_dataset
+from train.samples import Sample
+
+
+def _batches(samples, config, **kwargs):
+    images, labels = [], []
+    for x, y in make_dataset(samples, config, **kwargs):
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+@pytest.fixture(scope="module")
+def odd_images(tmp_path_factory):
+    """Grey, RGBA, 16-bit, odd-sized and tiny images, plus a corrupt file."""
+    folder = tmp_path_factory.mktemp("odd")
+    rng = np.random.default_rng(1)
+    files = {"grey.png": rng.integers(0, 255, (37, 53), np.uint8),
+             "rgba.png": rng.integers(0, 255, (61, 40, 4), np.uint8),
+             "deep.png": rng.integers(0, 65535, (50, 50, 3), np.uint16),
+             "wide.jpg": rng.integers(0, 255, (20, 300, 3), np.uint8)}
+    for name, image in files.items():
+        cv2.imwrite(str(folder / name), image)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return folder
+
+
+@pytest.mark.parametrize("color_mode", ["color", "grey", "binary"])
+def test_pipeline_matches_the_device_preprocessing(synth_data, color_mode):
+    paths = sorted((synth_data / "Random Background" / "2").glob("*.jpg"))[:5]
+    samples = [Sample(str(p), 2) for p in paths]
+    config = resolve(overrides={"imgsz": 40, "batch": 2, "color_mode": color_mode})
+    images, labels = _batches(samples, config)
+    spec = CropSpec.from_config(config)
+    expected = np.stack([prepare(read_image(p), spec) for p in paths]).astype(np.float32)
+    assert images.dtype == np.float32 and images.shape == (5, 40, 40, 3)
+    np.testing.assert_array_equal(images, expected)
+    assert labels.tolist() == [2] * 5
+
+
+def test_odd_images_are_converted_and_unreadable_ones_skipped(odd_images, caplog):
+    samples = [Sample(str(p), i % 2) for i, p in enumerate(sorted(odd_images.iterdir()))]
+    config = resolve(overrides={"imgsz": 32, "batch": 4})
+    images, labels = _batches(samples, config)
+    assert images.shape == (4, 32, 32, 3) and np.isfinite(images).all()
+    assert 0 <= images.min() and images.max() <= 255
+    assert "broken.jpg" in caplog.text
+    grey = images[[p.name for p in sorted(odd_images.iterdir()) if p.name != "broken.jpg"].index("grey.png")]
+    assert np.array_equal(grey[..., 0], grey[..., 1])
+
+
+def test_augmentation_is_sign_safe_and_configurable(synth_data):
+    paths = sorted((synth_data / "Plain Background" / "1").glob("*.jpg"))[:8]
+    samples = [Sample(str(p), 1) for p in paths]
+    config = resolve(overrides={"imgsz": 32, "batch": 8})
+    assert not any("flip" in layer.name for layer in augmenter(config["augment"], 0).layers)
+    off = {key: 0 for key in config["augment"]} | {"hflip": False}
+    assert augmenter(off, 0) is None
+    plain, _ = _batches(samples, config)
+    augmented, _ = _batches(samples, config, training=True)
+    assert augmented.shape == plain.shape and 0 <= augmented.min() and augmented.max() <= 255
+    assert not np.array_equal(np.sort(augmented.ravel()), np.sort(plain.ravel()))
+    unaugmented, _ = _batches(samples, {**config, "augment": off}, training=True)
+    assert sorted(map(bytes, unaugmented)) == sorted(map(bytes, plain))  # only shuffled
+
+
+def test_class_weights_balance_imbalanced_classes():
+    samples = [Sample("a", 0)] * 30 + [Sample("b", 1)] * 10
+    assert class_weights(samples, 2, "auto") == pytest.approx({0: 40 / 60, 1: 40 / 20})
+    assert class_weights([Sample("a", 0)] * 10 + [Sample("b", 1)] * 11, 2, "auto") is None
+    assert class_weights(samples, 2, "none") is None
