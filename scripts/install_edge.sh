@@ -165,7 +165,8 @@ install_system_packages() {
 install_python_packages() {
   local requirements="$REQUIREMENTS" extra=()
   if [ -n "$ORT_WHEEL" ] || [ ${#VENV_FLAGS[@]} -gt 0 ]; then  # a GPU onnxruntime replaces the CPU build
-    requirements="$(mktemp)"; trap 'rm -f "$requirements"' EXIT
+    TMP_REQUIREMENTS="$(mktemp)"; trap 'rm -f "$TMP_REQUIREMENTS"' EXIT
+    requirements="$TMP_REQUIREMENTS"
     grep -v '^onnxruntime' "$REQUIREMENTS" > "$requirements"
     if [ -n "$ORT_WHEEL" ]; then extra=("$ORT_WHEEL"); fi
   fi
