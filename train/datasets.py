@@ -153,7 +153,8 @@ def _collect(root: Path, layout: str, class_folders: dict[str, list[Path]], labe
 
 
 def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex:
-    """Index a dataset folder (no decoding): labels, samples in a fixed order, zero-byte files as bad files."""
+    """Index a dataset folder (no decoding): labels, samples (absolute paths) in a fixed order, and zero-byte
+    files as bad files."""
     if root is None or str(root) in ("", "None"):
         raise DataError("no dataset given: pass data=FOLDER (the published layout, class folders or TFRecords)")
     root = Path(root).expanduser()
@@ -168,6 +169,7 @@ def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex
         return index
     if not root.is_dir():
         raise DataError(f"{root}: not a folder (expected a dataset folder or TFRecord files)")
+    root = root.absolute()  # samples carry absolute paths: a split file stays valid from any folder
     _, files = _children(root)
     if not _children(root)[0] and not files:
         raise DataError(f"{root}: dataset folder is empty")

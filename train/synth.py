@@ -32,14 +32,14 @@ SUBSETS = ("Plain Background", "Random Background")
 SESSION_LENGTH = 5
 JPEG_QUALITY = 90
 FOLDED, BENT, EXTENDED = 0, 1, 2  # finger states; for the thumb: across the palm, alongside, out
-SPREADS = (3.0, 14.0)  # degrees between neighbouring fingers
-TILTS = (-22.0, 0.0, 22.0)  # hand rotation, degrees
+SPREADS = (2.0, 18.0)  # degrees between neighbouring fingers
+TILTS = (-25.0, 0.0, 25.0)  # hand rotation, degrees
 _POSE_SEED = 20251014  # fixes the class configurations independently of the dataset seed
 
 # Hand geometry in hand units (1 = hand length); x right, y down, palm centre at the origin.
 FINGER_BASES = ((-0.125, -0.19), (-0.042, -0.21), (0.042, -0.2), (0.125, -0.17))  # index, middle, ring, little
 FINGER_LENGTHS = (0.36, 0.40, 0.37, 0.29)
-FINGER_WIDTH = 0.075
+FINGER_WIDTH = 0.085
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ def _session_scene(rng: np.random.Generator, pose: HandPose, size: int) -> Scene
     tone = rng.uniform(0.0, 1.0)
     light, dark = np.array([170.0, 195.0, 235.0]), np.array([55.0, 85.0, 140.0])
     skin = tuple(float(v) for v in light * (1 - tone) + dark * tone + rng.normal(0, 6, 3))
-    return Scene(centre=(size * rng.uniform(0.36, 0.64), size * rng.uniform(0.52, 0.70)),
-                 unit=size * rng.uniform(0.52, 0.66), angle=pose.tilt + rng.uniform(-6, 6), skin=skin,
+    return Scene(centre=(size * rng.uniform(0.38, 0.62), size * rng.uniform(0.55, 0.68)),
+                 unit=size * rng.uniform(0.62, 0.76), angle=pose.tilt + rng.uniform(-4, 4), skin=skin,
                  brightness=rng.uniform(0.75, 1.15), light_direction=rng.uniform(0, 2 * math.pi),
                  background_seed=int(rng.integers(2**31)))
 
