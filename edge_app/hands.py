@@ -116,7 +116,7 @@ class MediaPipeHands:
             raise NslError(f"hand tracker mode {mode!r}: expected video or image")
         self.spec, self.mode, self.still_padding = spec, mode, still_padding
         self.tracks = BoxTracks(alpha=box_alpha if mode == "video" else 1.0)
-        self.last_timestamp = -1
+        self.last_timestamp, self.had_hands = -1, False
         options = HandLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model_path)),
             running_mode=RunningMode.VIDEO if mode == "video" else RunningMode.IMAGE,
@@ -146,6 +146,11 @@ class MediaPipeHands:
             pad = int(round(self.still_padding * max(height, width)))
             frame_rgb = cv2.copyMakeBorder(frame_rgb, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
         result = self._run(frame_rgb, timestamp_ms)
+        if self.mode == "video" and not result.hand_landmarks and self.had_hands:
+            # tracking lost the hand (it moved fast, or the scene cut): the palm detector runs on the next
+            # call, so make that call now on this frame instead of missing it
+            result = self._run(frame_rgb, self.last_timestamp + 1)
+        self.had_hands = bool(result.hand_landmarks)
         size = np.array([frame_rgb.shape[1], frame_rgb.shape[0]], dtype=float)
         found = []
         for points, categories in zip(result.hand_landmarks, result.handedness):

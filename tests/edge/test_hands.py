@@ -76,6 +76,14 @@ def test_video_mode_tracks_one_hand_with_a_stable_id(hand_model):
     assert 0 <= hand.box[0] < hand.box[2] <= image.shape[1] and 0 <= hand.box[1] < hand.box[3] <= image.shape[0]
 
 
+def test_video_mode_finds_the_hand_again_on_the_frame_of_a_cut(hand_model):
+    """Tracking follows the old hand's region; when it loses it, detection reruns on the same frame."""
+    photos = [read_image(p) for p in sorted(real_data("nsl_consonants").rglob("*.jpg"))[:4]]
+    with MediaPipeHands(hand_model, SPEC, mode="video") as hands:
+        found = [bool(hands.detect(photos[t % 4], timestamp_ms=t * 33)) for t in range(8)]
+    assert all(found), found
+
+
 def test_no_hand_in_an_empty_frame(still_hands):
     assert still_hands.detect(np.full((240, 320, 3), 128, np.uint8)) == []
 
