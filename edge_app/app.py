@@ -9,9 +9,12 @@ frame rate. All state is bounded (deques, pruned per-hand smoothers), so hours o
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,30 +183,36 @@ class App:
         self.timer.start()  # the pause is not part of any frame's time
         return action
 
-    def run(self) -> dict:
-        """Run until the source ends, ``max_frames`` frames, or q; returns the summary."""
+    def _loop(self) -> None:
         limit = self.options.max_frames
         pending, tracked, action = None, 0, None
+        while action != "quit" and (limit is None or tracked < limit):
+            with self.timer.stage("capture"):
+                frame = self.source.next_frame(timeout=0.2)
+            if frame is None:
+                if self.source.ended:
+                    break
+                action = self._show_status()
+                continue
+            step, tracked = self._track(frame), tracked + 1
+            action = self._complete(pending) if pending else None
+            pending = step
+            if action == "pause":
+                action = self._pause()
+        if pending:
+            self._complete(pending)
+
+    def run(self) -> dict:
+        """Run until the source ends, ``max_frames`` frames, q, Ctrl-C or SIGTERM; returns the summary."""
         self.source.start()
         self.timer.start()
-        try:
-            while action != "quit" and (limit is None or tracked < limit):
-                with self.timer.stage("capture"):
-                    frame = self.source.next_frame(timeout=0.2)
-                if frame is None:
-                    if self.source.ended:
-                        break
-                    action = self._show_status()
-                    continue
-                step, tracked = self._track(frame), tracked + 1
-                action = self._complete(pending) if pending else None
-                pending = step
-                if action == "pause":
-                    action = self._pause()
-            if pending:
-                self._complete(pending)
-        finally:
-            self.close()
+        with _sigterm_as_interrupt():
+            try:
+                self._loop()
+            except KeyboardInterrupt:
+                log.info("interrupted: stopping")
+            finally:
+                self.close()
         summary = self.summary()
         if self.json:
             self.json.write({"summary": summary})
@@ -227,6 +236,22 @@ class App:
             self.recorder.close()
         if self.window:
             self.window.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """A service manager's SIGTERM ends the loop like Ctrl-C, so the summary is still written."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_app(options: AppOptions, source: FrameSource | None = None) -> dict:
