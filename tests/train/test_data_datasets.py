@@ -126,3 +126,17 @@ def test_tfrecords_are_extracted_once_into_the_cache(synth, tmp_path, monkeypatc
     (records / "broken.tfrecord").write_bytes(b"garbage that is not a record")
     with pytest.raises(DataError, match="broken.tfrecord: not a readable TFRecord file"):
         scan_dataset(records)
+
+
+def test_scanning_and_splitting_never_import_tensorflow(synth):
+    """The edge environment (no TensorFlow) scans folders too, e.g. for `nsl val BUNDLE --data DIR`."""
+    import subprocess
+
+    from tests.conftest import ROOT, env_python
+
+    code = ("import sys; from train.datasets import scan_dataset; from train.split import make_split; "
+            f"index = scan_dataset({str(synth)!r}); split = make_split(index.samples, {{}}); "
+            "print(len(index.samples), len(split['test']), 'tensorflow' in sys.modules)")
+    proc = subprocess.run([env_python("edge"), "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["72", "11", "False"]
