@@ -128,6 +128,8 @@ class App:
         return results
 
     def _draw(self, step: Step, results: list[HandResult]) -> str | None:
+        if not self.window and not self.recorder:  # headless without a recording: nobody sees a drawing
+            return None
         stage_ms = {name: values[-1] for name, values in self.timer.recent.items() if values}
         image = self.renderer.draw(step.frame.image, results, self.timer.live_fps(), stage_ms, self.source.status)
         self.last_image = image

@@ -81,28 +81,34 @@ def _blend(image: np.ndarray, mask: np.ndarray, x: int, y: int, colour) -> None:
 
 
 class Renderer:
-    """Draw one frame's results; ``draw`` returns a BGR image for the window and the video file."""
+    """Draw one frame's results; ``draw`` returns a BGR image for the window and the video file. Text scales
+    with the frame: labels about 1/16 of its height, the status lines smaller."""
 
-    def __init__(self, show_landmarks: bool = False, font_size: int = 28):
-        self.show_landmarks, self.font_size = show_landmarks, font_size
+    def __init__(self, show_landmarks: bool = False):
+        self.show_landmarks = show_landmarks
         self.font = find_devanagari_font()
+        self.label_size = self.small_size = 24
 
     @property
     def devanagari(self) -> bool:
         return self.font is not None
 
-    def text(self, image: np.ndarray, text: str, x: int, y: int, colour=WHITE, background=BLACK) -> tuple[int, int]:
+    def text(self, image: np.ndarray, text: str, x: int, y: int, colour=WHITE, background=BLACK,
+             size: int | None = None) -> tuple[int, int]:
         """Text with its top-left at (x, y) on a filled background; returns the (width, height) it took."""
+        size = size or self.small_size
+        pad = max(2, size // 8)
         if text.isascii() or self.font is None:
-            scale = self.font_size / 40
-            (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
-            cv2.rectangle(image, (x, y), (x + width + 8, y + height + base + 8), background, -1)
-            cv2.putText(image, text, (x + 4, y + height + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 2, cv2.LINE_AA)
-            return width + 8, height + base + 8
-        mask = _text_patch(str(self.font), self.font_size, text)
-        cv2.rectangle(image, (x, y), (x + mask.shape[1] + 8, y + mask.shape[0] + 8), background, -1)
-        _blend(image, mask, x + 4, y + 4, colour)
-        return mask.shape[1] + 8, mask.shape[0] + 8
+            scale, thickness = size / 34, max(1, size // 16)
+            (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+            cv2.rectangle(image, (x, y), (x + width + 2 * pad, y + height + base + 2 * pad), background, -1)
+            cv2.putText(image, text, (x + pad, y + height + pad), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                        thickness, cv2.LINE_AA)
+            return width + 2 * pad, height + base + 2 * pad
+        mask = _text_patch(str(self.font), size, text)
+        cv2.rectangle(image, (x, y), (x + mask.shape[1] + 2 * pad, y + mask.shape[0] + 2 * pad), background, -1)
+        _blend(image, mask, x + pad, y + pad, colour)
+        return mask.shape[1] + 2 * pad, mask.shape[0] + 2 * pad
 
     def draw_hand(self, image: np.ndarray, result) -> None:
         """``result`` has .hand (edge_app.hands.Hand), .text (label to show), .confidence, .known."""
@@ -115,19 +121,23 @@ class Renderer:
                 cv2.line(image, tuple(points[a]), tuple(points[b]), WHITE, 1, cv2.LINE_AA)
             for point in points:
                 cv2.circle(image, tuple(point), 3, RED, -1)
-        top = max(0, y0 - int(self.font_size * 1.6))
-        width, _ = self.text(image, result.text, x0, top, BLACK, colour)
+        label_height = int(self.label_size * 1.7)
+        top = y0 - label_height if y0 - label_height >= 0 else max(0, y0)  # above the box, else inside it
+        x = min(max(0, x0), image.shape[1] - 1)
+        width, _ = self.text(image, result.text, x, top, BLACK, colour, self.label_size)
         if result.known:  # the confidence apart from the label, so the rendered label stays cached
-            self.text(image, f"{result.confidence:.0%}", x0 + width, top, WHITE)
+            self.text(image, f"{result.confidence:.0%}", x + width, top, WHITE)
 
     def draw(self, frame_rgb: np.ndarray, results: list, fps: float, stage_ms: dict, status: str = "") -> np.ndarray:
         image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
-        for result in results:
-            self.draw_hand(image, result)
+        self.label_size = int(np.clip(image.shape[0] / 16, 14, 64))
+        self.small_size = int(np.clip(image.shape[0] / 30, 10, 32))
         timings = " ".join(f"{name} {stage_ms.get(name, 0):.1f}" for name in ("hands", "classify", "draw"))
-        y = 4 + self.text(image, f"{fps:4.1f} FPS  {timings} ms", 4, 4, WHITE)[1]
+        y = self.text(image, f"{fps:4.1f} FPS  {timings} ms", 0, 0, WHITE)[1]
         if not results:
-            y += self.text(image, NO_HAND, 4, y, WHITE, GREY)[1]
+            y += self.text(image, NO_HAND, 0, y, WHITE, GREY, self.label_size)[1]
         if status:
-            self.text(image, status, 4, y, WHITE, RED)
+            self.text(image, status, 0, y, WHITE, RED)
+        for result in results:  # after the status lines: a label near the top stays readable
+            self.draw_hand(image, result)
         return image
