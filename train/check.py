@@ -30,7 +30,7 @@ from train.samples import load_split
 log = logging.getLogger(__name__)
 
 EXAMPLES = 10  # pairs / groups listed in full; the rest are counted
-GREY_TOLERANCE = 12  # largest channel spread (99th percentile) of a grey image saved as colour JPEG
+GREY_TOLERANCE = 12  # channel spread of a grey image saved as a colour JPEG (1% of pixels may exceed it)
 BINARY_SHARE = 0.9  # share of pixels in the two dominant, distant levels of a binary image
 LAYOUT_NAMES = {"nsl": "published layout", "folders": "class folders", "tfrecord": "TFRecords"}
 
@@ -48,11 +48,13 @@ class FileFacts:
 def color_kind(image: Image.Image) -> str:
     """colour, grey (one channel, or three equal ones) or binary (grey with ~two levels far apart)."""
     if image.mode not in ("L", "1", "LA", "I", "I;16", "F"):
-        rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-        if np.percentile(rgb.max(axis=2) - rgb.min(axis=2), 99) > GREY_TOLERANCE:
+        small = image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR)
+        rgb = np.asarray(small, dtype=np.int16)
+        spread = rgb.max(axis=2) - rgb.min(axis=2)
+        if np.count_nonzero(spread > GREY_TOLERANCE) > 0.01 * spread.size:
             return "colour"
-    grey = np.asarray(image.convert("L"))
-    share = np.bincount(grey.ravel() // 16, minlength=16) / grey.size
+    histogram = np.asarray(image.convert("L").histogram()[:256], dtype=np.float64)
+    share = histogram.reshape(16, 16).sum(axis=1) / max(1.0, histogram.sum())
     first, second = np.argsort(share)[::-1][:2]
     if abs(int(first) - int(second)) >= 8 and share[first] + share[second] >= BINARY_SHARE:
         return "binary"

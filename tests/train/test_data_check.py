@@ -109,3 +109,15 @@ def test_cli_bad_input_gives_one_line_error(tmp_path, args, message):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("nsl data: error: ") and message in lines[0]
+
+
+def test_colour_modes_of_the_capture_tool_stages():
+    """The NSL capture tool's stages (real frames): the original is colour, then grey, then thresholded."""
+    from PIL import Image
+
+    from tests.conftest import real_data
+
+    folder = real_data("nsl_capture_stages")
+    kinds = {path.stem: color_kind(Image.open(path)) for path in sorted(folder.glob("*.jpg"))}
+    assert kinds == {"1_Original": "colour", "2_Gray": "grey", "5_Adaptive_Threshold": "binary",
+                     "6_Threshold": "binary"}
