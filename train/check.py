@@ -149,6 +149,20 @@ def _warnings(report: dict) -> list[str]:
     return notes
 
 
+def _notes(report: dict) -> list[str]:
+    """Hints that are not problems: near-duplicate frames, a dataset of one colour mode."""
+    notes = []
+    share = report["near_duplicates"]["images_in_groups"] / max(1, report["usable_images"])
+    if share >= 0.2:
+        notes.append(f"{share:.0%} of the images have a near-identical sibling (consecutive frames?): a stratified "
+                     f"split puts siblings in train and test; split=grouped keeps them together")
+    modes = report["color_modes"]
+    for mode in ("grey", "binary"):
+        if report["usable_images"] and modes[mode] == report["usable_images"]:
+            notes.append(f"all images are {mode}: train with color_mode={mode} so the device prepares crops alike")
+    return notes
+
+
 def check_dataset(root: str | Path, labels: str | Path = "nsl36", split_file: str | Path | None = None,
                   distance: int = 6, workers: int = 4) -> dict:
     """The full report of ``root`` (see the module notes); ``warnings`` lists the problems found."""
@@ -167,7 +181,7 @@ def check_dataset(root: str | Path, labels: str | Path = "nsl36", split_file: st
               "image_sizes": dict(sizes.most_common()), "exact_duplicates": exact, "near_duplicates": near}
     if split_file:
         report["split"] = _straddling(Path(split_file), [p for p, _ in good], pairs, [f for _, f in good])
-    report["warnings"] = _warnings(report)
+    report["warnings"], report["notes"] = _warnings(report), _notes(report)
     return report
 
 
@@ -212,5 +226,6 @@ def format_report(report: dict) -> str:
         counts = ", ".join(f"{name} {split['counts'].get(name, 0)}" for name in ("train", "val", "test"))
         lines += [f"split             {split['file']}: {counts}", f"straddling pairs  {crossing}",
                   *[f"                  {a} ~ {b} ({kind})" for a, b, kind in split["train_test_examples"]]]
-    lines += ["", *(f"warning: {note}" for note in report["warnings"])] if report["warnings"] else ["", "no problems found"]
+    lines += ["", *(f"note: {note}" for note in report["notes"])]
+    lines += [f"warning: {note}" for note in report["warnings"]] or ["no problems found"]
     return "\n".join(lines)

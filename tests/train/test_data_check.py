@@ -48,6 +48,7 @@ def test_check_finds_planted_problems(planted):
     assert report["image_sizes"] == {"48x48": 41}
     assert report["classes"][3]["counts"] == {SUBSETS[0]: 5, SUBSETS[1]: 6}
     assert len(report["warnings"]) == 2
+    assert any("near-identical sibling" in note for note in report["notes"])
     text = format_report(report)
     assert "text.jpg: not an image" in text and "exact duplicates  1 group(s)" in text
 
@@ -77,6 +78,18 @@ def test_colour_grey_and_binary_images(tmp_path):
     assert color_kind(Image.fromarray(grey)) == "grey"  # three equal channels count as grey
     assert color_kind(Image.fromarray(binary)) == "binary"
     assert color_kind(Image.fromarray(binary).convert("RGB")) == "binary"
+
+
+def test_a_binary_dataset_gets_a_colour_mode_hint(tmp_path):
+    for label in range(2):
+        (tmp_path / str(label)).mkdir()
+        for k in range(3):
+            outline = np.zeros((40, 40), np.uint8)
+            cv2.circle(outline, (20, 20), 6 + 4 * k + label, 255, 2)
+            cv2.imwrite(str(tmp_path / str(label) / f"{k}.png"), outline)
+    report = check_dataset(tmp_path)
+    assert report["color_modes"] == {"colour": 0, "grey": 0, "binary": 6}
+    assert any("color_mode=binary" in note for note in report["notes"]) and not report["warnings"]
 
 
 def test_cli_synth_and_check(tmp_path):
