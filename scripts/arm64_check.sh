@@ -48,7 +48,7 @@ timed() { local t0=$SECONDS; "$@"; say "  ($1: $((SECONDS - t0)) s)"; }
 
 # ---- host tools and binfmt ----
 ensure_host_tools() {
-  local missing=() tool pkg
+  local missing=() tool
   for tool in qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support debootstrap:debootstrap; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
   done
@@ -73,16 +73,22 @@ ensure_root() {
   rm -rf "$ROOT"; mv "$ROOT.tmp" "$ROOT"; touch "$ROOT/.nsl-root-ok"
 }
 
+project_dependencies() {  # the [project] dependencies of pyproject.toml (what 'pip install .' adds to a set)
+  "$HOST_PYTHON" -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' \
+    "$REPO/pyproject.toml"
+}
+
 # ---- aarch64 wheels, downloaded on the host (cached per requirements file) ----
 ensure_wheels() {  # ensure_wheels SET
-  local set="$1" dir="$CACHE/wheels/$1" stamp platforms=() v
-  stamp="$(sha256sum "$REPO/docker/requirements-$set.txt" "$REPO/pyproject.toml" | sha256sum | cut -c1-16)"
+  local set="$1" dir="$CACHE/wheels/$1" stamp platforms=() v dependencies
+  mapfile -t dependencies < <(project_dependencies)
+  stamp="$( (cat "$REPO/docker/requirements-$set.txt"; project_dependencies) | sha256sum | cut -c1-16)"
   if [ "$(cat "$dir/.stamp" 2>/dev/null)" = "$stamp" ]; then say "wheels $set: cached"; return; fi
   for v in $(seq 17 36); do platforms+=(--platform "manylinux_2_${v}_aarch64"); done  # glibc 2.36 = Bookworm
   say "wheels $set: downloading aarch64 wheels for Python 3.11"
   "$HOST_PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" --platform manylinux2014_aarch64 \
     --python-version 3.11 --implementation cp -d "$dir" -r "$REPO/docker/requirements-$set.txt" \
-    "numpy>=1.26" "pyyaml>=6.0" "tqdm>=4.66" "Pillow>=10" "setuptools>=77" wheel 2> >(grep -v 'is ignored' >&2) \
+    "${dependencies[@]}" "setuptools>=77" wheel 2> >(grep -v 'is ignored' >&2) \
     || die "pip download of the $set wheels failed"
   echo "$stamp" > "$dir/.stamp"
 }
@@ -125,19 +131,29 @@ copy_inputs() {
   rm -rf "$ROOT/opt/nsl/src" "$ROOT/opt/nsl/work"; mkdir -p "$ROOT/opt/nsl/src" "$ROOT/opt/nsl/work/photos"
   (cd "$REPO" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$ROOT/opt/nsl/src"
   local photo count=0
-  for photo in $(ls "$REAL_DATA"/nsl_consonants/*/*.* | grep -iE '\.(jpe?g|png)$' | sort | head -n "$PHOTOS"); do
+  while IFS= read -r photo; do
     cp "$photo" "$ROOT/opt/nsl/work/photos/$(basename "$(dirname "$photo")")_$(basename "$photo")"; count=$((count + 1))
-  done
+  done < <(find "$REAL_DATA/nsl_consonants" -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort | head -n "$PHOTOS")
   [ "$count" -gt 0 ] || die "no photos in $REAL_DATA/nsl_consonants"
   if [ -n "$BUNDLE" ]; then cp -r "$BUNDLE" "$ROOT/opt/nsl/work/bundle"; cp "$HAND_MODEL" "$ROOT/opt/nsl/work/hand_landmarker.task"; fi
   say "copied the project, $count photos${BUNDLE:+, the bundle and the hand model} into the root"
 }
 
 # ---- one virtual environment per board, made by the device install script ----
+check_choice() {  # check_choice BOARD: the install script, run as that board's CPU, picks that board's set
+  local board="$1" log="$CACHE/plan-$1.log"
+  inside "${CPU_OF[$board]}" /usr/bin/env NSL_DEVICE_MODEL="${MODEL_OF[$board]}" bash /opt/nsl/src/scripts/install_edge.sh \
+    --dry-run --venv "/opt/nsl/venv-$board" --wheels "/opt/nsl/wheels/$board" --no-apt --no-fonts > "$log" 2>&1 \
+    || die "install_edge.sh --dry-run failed in the root as ${CPU_OF[$board]}, see $log"
+  grep -q "package set  : docker/requirements-$board.txt" "$log" \
+    || die "install_edge.sh as ${CPU_OF[$board]} did not choose docker/requirements-$board.txt, see $log"
+  say "install_edge.sh as ${CPU_OF[$board]}: $(grep -m1 'mediapipe    :' "$log" | sed 's/^ *mediapipe *: //' | cut -c1-60)"
+}
+
 ensure_venv() {  # ensure_venv BOARD
   local board="$1" venv="/opt/nsl/venv-$1" stamp log="$CACHE/install-$1.log"
-  stamp="$(cat "$REPO/docker/requirements-$board.txt" "$REPO/pyproject.toml" "$REPO/scripts/install_edge.sh" \
-           "$CACHE/wheels/$board/.stamp" | sha256sum | cut -c1-16)"
+  stamp="$(cat "$CACHE/wheels/$board/.stamp" | sha256sum | cut -c1-16)"  # the set and the project's dependencies
+  check_choice "$board"
   if [ "$(cat "$ROOT$venv/.nsl-stamp" 2>/dev/null)" = "$stamp" ]; then say "venv $board: cached"; return; fi
   rm -rf "$ROOT$venv"
   say "venv $board: scripts/install_edge.sh as a ${CPU_OF[$board]} (emulated: several minutes)"
@@ -170,14 +186,43 @@ print(f"arm64_check: smoke {sys.argv[2]} ok: mediapipe {report['mediapipe']}, ha
 PY
 }
 
+app_board() {  # app_board BOARD: nsl predict and nsl app through both backends; a hand and a label every time
+  local board="$1" backend nsl="/opt/nsl/venv-$1/bin/nsl" common out
+  common=(--model /opt/nsl/work/bundle --hand-model /opt/nsl/work/hand_landmarker.task)
+  for backend in tflite onnx; do
+    out="$CACHE/predict-$board-$backend.jsonl"
+    inside "${CPU_OF[$board]}" "$nsl" predict /opt/nsl/work/photos "${common[@]}" --backend "$backend" --json - \
+      > "$out" 2> "$out.err" || die "nsl predict ($backend) as ${CPU_OF[$board]} failed, see $out.err"
+    out="$CACHE/app-$board-$backend.jsonl"
+    inside "${CPU_OF[$board]}" "$nsl" app --source /opt/nsl/work/photos "${common[@]}" --backend "$backend" \
+      --headless --json - > "$out" 2> "$out.err" || die "nsl app ($backend) as ${CPU_OF[$board]} failed, see $out.err"
+  done
+  "$HOST_PYTHON" - "$CACHE" "$board" <<'PY' || die "nsl predict/app as $board: no hand or no label, see $CACHE/*-$board-*.jsonl"
+import json, sys
+from pathlib import Path
+cache, board = Path(sys.argv[1]), sys.argv[2]
+for backend in ("tflite", "onnx"):
+    rows = [json.loads(line) for line in (cache / f"predict-{board}-{backend}.jsonl").read_text().splitlines() if line]
+    missed = [row["path"] for row in rows if row["hand"] is None or row["label"] is None]
+    assert rows and not missed, f"predict {backend}: no hand or label in {missed}"
+    lines = [json.loads(line) for line in (cache / f"app-{board}-{backend}.jsonl").read_text().splitlines() if line]
+    frames = [line for line in lines if "frame" in line]
+    labelled = [frame for frame in frames if frame["hands"] and frame["hands"][0]["text"]]
+    assert frames and len(labelled) == len(frames), f"app {backend}: {len(labelled)}/{len(frames)} frames labelled"
+    summary = next(line["summary"] for line in lines if "summary" in line)
+    print(f"arm64_check: {board} {backend}: predict {[row['text'] for row in rows]}, app {len(labelled)}/{len(frames)} "
+          f"frames labelled, model {summary['model_file']}, tracker {summary['hand_tracker']}")
+PY
+}
+
 negative_check() {  # the Pi 5 set on a Pi 4 CPU must hit mediapipe 1.x's LSE abort
   local err="$CACHE/negative.err"
   if inside cortex-a72 /opt/nsl/venv-pi5/bin/python /opt/nsl/src/scripts/arm64/smoke.py run \
       /opt/nsl/smoke/hand_landmarker.task /opt/nsl/work/photos > /dev/null 2> "$err"; then
     die "negative check: mediapipe 1.x ran on cortex-a72; the emulation no longer shows the LSE abort, so this check proves nothing"
   fi
-  grep -qi "lse" "$err" || die "negative check: the pi5 set failed on cortex-a72 but not with the LSE abort, see $err"
-  say "negative check ok: the Pi 5 set aborts on a Cortex-A72: $(grep -i -m1 lse "$err" | cut -c1-120)"
+  grep -q "compiled with lse enabled" "$err" || die "negative check: the pi5 set failed on cortex-a72 but not with the LSE abort, see $err"
+  say "negative check ok: the Pi 5 set aborts on a Cortex-A72: $(grep -m1 -o "This binary was compiled with lse enabled[^(]*" "$err")"
 }
 
 main() {

@@ -120,3 +120,14 @@ def test_requirement_sets_match_the_mediapipe_choice():
     assert "mediapipe==0.10.18" in pi4 and "numpy>=1.26,<2" in pi4 and "protobuf>=4.25,<5" in pi4
     for name in ("pi5", "jetson"):
         assert "mediapipe>=1.2" in (ROOT / "docker" / f"requirements-{name}.txt").read_text()
+
+
+@pytest.mark.parametrize("script", ["install_edge.sh", "arm64_check.sh"])
+def test_scripts_parse_and_explain_themselves(script):
+    path = ROOT / "scripts" / script
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    proc = subprocess.run(["bash", str(path), "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert ("--dry-run" if script == "install_edge.sh" else "--bundle") in proc.stdout
+    bad = subprocess.run(["bash", str(path), "--no-such-option"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "unknown option '--no-such-option'" in bad.stderr
