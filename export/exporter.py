@@ -80,21 +80,25 @@ class _KerasPredictor:
         return np.asarray(self._model(images.astype(np.float32), training=False), np.float32)
 
 
-def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, tmp: Path, work: Path,
-                        test: tuple[np.ndarray, np.ndarray], keras_probs: np.ndarray) -> dict[str, dict]:
+def _calibration(options: ExportOptions, source: ExportSource) -> np.ndarray | None:
+    if not (options.int8 or options.qat):
+        return None
+    return calibration_images(source.train, options.calib, len(source.labels), CropSpec.from_config(source.config),
+                              source.data_root, int(source.config["seed"]))
+
+
+def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, calibration: np.ndarray | None,
+                        tmp: Path, work: Path, test: tuple[np.ndarray, np.ndarray],
+                        keras_probs: np.ndarray) -> dict[str, dict]:
     """Convert every selected format into ``tmp`` and measure each file; returns metadata ``files``."""
     from export.converters import to_savedmodel
     from export.qat import qat_savedmodel
 
     crop = CropSpec.from_config(source.config)
     selected = select_formats(list(options.formats), options.fp16, options.int8, options.qat > 0)
-    calibration = None
-    if options.int8 or options.qat:
-        calibration = calibration_images(source.train, options.calib, len(source.labels), crop,
-                                         source.data_root, int(source.config["seed"]))
     ctx = ExportContext(work, to_savedmodel(model, work / "saved_model"), calibration)
     if options.qat:
-        ctx.qat_saved_model = qat_savedmodel(model, source.train, source.config, options.qat,
+        ctx.qat_saved_model = qat_savedmodel(model, source.train, source.config, options.qat, calibration,
                                              work / "qat_saved_model", options.qat_lr)
     files = {}
     for fmt in selected:
@@ -116,13 +120,14 @@ def run_export(options: ExportOptions) -> tuple[Path, dict]:
     bundle_meta.check_output(out, options.force)
     model = load_classifier(source.model_path)
     source = _check_model(model, source)
+    calibration = _calibration(options, source)
     crop = CropSpec.from_config(source.config)
     test = load_images(source.test, crop, source.data_root, what="test images")
     keras_probs, keras_metrics = _keras_reference(model, *test)
     log.info("Keras model: top1 %.4f top3 %.4f on %d test images", keras_metrics["top1"], keras_metrics["top3"],
              keras_metrics["n_images"])
     with tempfile.TemporaryDirectory(prefix="nsl-export-") as work, atomic_dir(out, options.force) as tmp:
-        files = _build_and_evaluate(options, source, model, tmp, Path(work), test, keras_probs)
+        files = _build_and_evaluate(options, source, model, calibration, tmp, Path(work), test, keras_probs)
         float_top1 = {fmt: keras_metrics["top1"] for fmt in options.formats}
         failures = check_gate(files, float_top1, options.max_drop, options.allow_drop)
         metadata = bundle_meta.build_metadata(source.labels, crop, files, keras_metrics, source.name)

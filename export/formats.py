@@ -67,7 +67,11 @@ def _tflite_qat(ctx: ExportContext, out: Path) -> Path:
 
 
 def _onnx_qat(ctx: ExportContext, out: Path) -> Path:
-    return converters.onnx_from_savedmodel(ctx.qat_saved_model, out)
+    """The QAT model's weights, int8 by onnxruntime with the same calibration (see strip_fake_quant)."""
+    from export.onnx_quant import quantize_onnx, strip_fake_quant
+
+    fake_quant = converters.onnx_from_savedmodel(ctx.qat_saved_model, ctx.work / "qat_fake_quant.onnx")
+    return quantize_onnx(strip_fake_quant(fake_quant, ctx.work / "qat_float.onnx"), out, ctx.calibration)
 
 
 @dataclass(frozen=True)

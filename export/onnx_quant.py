@@ -59,3 +59,40 @@ def quantize_onnx(fp32_model: Path, out: Path, calibration: np.ndarray) -> Path:
     finally:
         prepared.unlink(missing_ok=True)
     return out
+
+
+def strip_fake_quant(source: Path, out: Path) -> Path:
+    """Drop QuantizeLinear -> DequantizeLinear pairs (tf2onnx's form of tfmot's fake quantisation).
+
+    What remains is the float graph with the QAT-trained weights; ``quantize_onnx`` then gives it real int8
+    weights (tf2onnx leaves them float32, so the file would be as large and as slow as the float one).
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {name: node for node in graph.node for name in node.output}
+    bypass, dropped = {}, set()
+    for node in graph.node:
+        quant = producers.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if quant is not None and quant.op_type == "QuantizeLinear":
+            bypass[node.output[0]] = quant.input[0]
+            dropped.update((node.name, quant.name))
+    kept = [node for node in graph.node if node.name not in dropped]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            node.input[i] = bypass.get(name, name)
+    for output in graph.output:
+        if output.name in bypass:
+            kept.append(helper.make_node("Identity", [bypass[output.name]], [output.name]))
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in kept for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(out))
+    log.debug("%s: removed %d fake-quant pairs", source.name, len(bypass))
+    return out

@@ -9,7 +9,10 @@ fed by the trainer's own input pipeline (same crop preprocessing and augmentatio
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 from nsl.errors import NslError
 from train.samples import Sample
@@ -29,8 +32,8 @@ def quantization_aware(model):
     registry = registry_module.Default8BitQuantizeRegistry()
     left_float = []
 
-    def annotate(layer):
-        if registry.supports(layer):
+    def annotate(layer):  # BatchNormalization is folded into the convolution before it by quantize_apply
+        if registry.supports(layer) or isinstance(layer, keras.layers.BatchNormalization):
             return tfmot.quantization.keras.quantize_annotate_layer(layer)
         left_float.append(layer.name)
         return layer
@@ -48,8 +51,47 @@ def quantization_aware(model):
     return qat_model
 
 
-def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, lr: float = QAT_LR):
-    """QAT copy of ``model`` trained ``epochs`` epochs on ``train_samples`` (config: imgsz, batch, crop...)."""
+@contextmanager
+def _range_ema(decay: float):
+    """Temporarily replace tfmot's fixed activation-range EMA decay (0.999, from an initial -6..6)."""
+    from tensorflow_model_optimization.python.core.quantization.keras import quant_ops
+
+    original = quant_ops.MovingAvgQuantize
+
+    def with_decay(*args, **kwargs):
+        return original(*args, **{**kwargs, "ema_decay": decay})
+
+    quant_ops.MovingAvgQuantize = with_decay
+    try:
+        yield
+    finally:
+        quant_ops.MovingAvgQuantize = original
+
+
+def initialise_ranges(qat_model, images: np.ndarray, batch: int = 16) -> None:
+    """Set every activation range from the calibration images before training.
+
+    tfmot starts each range at -6..6 and moves it with an EMA of 0.999 per step, so a short fine-tune would
+    keep ranges far too wide (a softmax output quantised over -6..6). Eager forward passes in training mode
+    with a fast EMA (the first batch sets the range, later ones average at 0.5) fix that; no weight changes.
+    """
+    for start in range(0, len(images), batch):
+        with _range_ema(0.0 if start == 0 else 0.5):
+            qat_model(images[start:start + batch].astype(np.float32), training=True)
+
+
+def freeze_batch_norm(model) -> None:
+    """BatchNorm in inference mode (moving statistics kept), as the trainer does when fine-tuning."""
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)  # QuantizeWrapper holds the real layer
+        if "BatchNormalization" in type(inner).__name__:
+            inner.trainable = False
+            layer.trainable = False
+
+
+def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, calibration: np.ndarray,
+              lr: float = QAT_LR):
+    """QAT copy of ``model``, ranges from ``calibration``, trained ``epochs`` epochs on ``train_samples``."""
     import tf_keras as keras
 
     from train.pipeline import make_dataset
@@ -57,6 +99,8 @@ def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, lr:
     if epochs < 1:
         raise NslError(f"--qat must be a number of epochs >= 1, got {epochs}")
     qat_model = quantization_aware(model)
+    freeze_batch_norm(qat_model)
+    initialise_ranges(qat_model, calibration)
     qat_model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
     steps = config.get("steps_per_epoch")
@@ -66,9 +110,9 @@ def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, lr:
     return qat_model
 
 
-def qat_savedmodel(model, train_samples: list[Sample], config: dict, epochs: int, folder: Path,
-                   lr: float = QAT_LR) -> Path:
+def qat_savedmodel(model, train_samples: list[Sample], config: dict, epochs: int, calibration: np.ndarray,
+                   folder: Path, lr: float = QAT_LR) -> Path:
     """Fine-tune with QAT and export the result as a SavedModel for the converters."""
     from export.converters import to_savedmodel
 
-    return to_savedmodel(fine_tune(model, train_samples, config, epochs, lr), folder)
+    return to_savedmodel(fine_tune(model, train_samples, config, epochs, calibration, lr), folder)

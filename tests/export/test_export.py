@@ -1,0 +1,172 @@
+"""nsl export on a real tiny run: every file in its runtime, int8 details, agreement, gate, metadata, tampering."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from edge_app.bundle import load_bundle, open_bundle, sha256_of
+from edge_app.classifier import open_classifier
+from edge_app.preprocess import CropSpec
+from export.images import load_images
+from export.verify import gate_failures
+from nsl.config import resolve
+from nsl.errors import NslError
+from nsl.fileio import read_json
+from tests.conftest import env_python, run_nsl
+from tests.edge.conftest import error_line
+from tests.export.conftest import is_trained
+from tests.train.conftest import make_synth
+from train.samples import load_split
+
+EXPECTED_FILES = {"model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model_qat_int8.tflite",
+                  "model_fp32.onnx", "model_int8.onnx", "model_qat_int8.onnx"}
+
+
+@pytest.fixture(scope="module")
+def test_images(export_run):
+    config = resolve(export_run / "config.yaml")
+    return load_images(load_split(export_run / "split.csv")["test"], CropSpec.from_config(config))
+
+
+def test_every_file_loads_and_runs_in_its_runtime(export_bundle, test_images):
+    metadata = read_json(export_bundle / "metadata.json")
+    assert set(metadata["files"]) == EXPECTED_FILES
+    assert (export_bundle / "export_report.md").read_text(encoding="utf-8").count("| model_") == len(EXPECTED_FILES)
+    images, _ = test_images
+    for name in EXPECTED_FILES:
+        probs = open_classifier(export_bundle / name, threads=1).predict(images[:5])
+        assert probs.dtype == np.float32 and probs.shape == (5, len(metadata["labels"])), name
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.05, err_msg=name)
+
+
+def test_int8_tflite_takes_and_gives_uint8(export_bundle):
+    from ai_edge_litert.interpreter import Interpreter
+
+    metadata = read_json(export_bundle / "metadata.json")
+    for name in ("model_int8.tflite", "model_qat_int8.tflite"):
+        interpreter = Interpreter(model_path=str(export_bundle / name))
+        model_in, model_out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        assert model_in["dtype"] == np.uint8 and model_out["dtype"] == np.uint8, name
+        recorded = metadata["files"][name]
+        assert recorded["input"] == {"dtype": "uint8", "scale": pytest.approx(model_in["quantization"][0]),
+                                     "zero_point": model_in["quantization"][1]}
+        assert recorded["output"]["scale"] == pytest.approx(model_out["quantization"][0])
+        # the model takes 0..255 pixels, so one uint8 step is about one pixel level
+        assert 0.9 < recorded["input"]["scale"] < 1.1
+    sizes = {name: entry["size_bytes"] for name, entry in metadata["files"].items()}
+    for fmt in ("tflite", "onnx"):  # int8 weights: well under half the float file
+        assert sizes[f"model_int8.{fmt}"] < 0.4 * sizes[f"model_fp32.{fmt}"]
+        assert sizes[f"model_qat_int8.{fmt}"] < 0.4 * sizes[f"model_fp32.{fmt}"]
+
+
+def test_int8_agrees_with_keras_on_the_test_split(export_run, export_bundle, test_images):
+    """Agreement = share of test images whose int8 top-1 equals the Keras model's top-1, computed here
+    independently of the exporter. Required: >= 0.9 for the post-training int8 files. Why that bar: full-integer
+    MobileNetV2 loses about 0.5 point on ImageNet (DESIGN-NOTES section 4), so on a model that is sure of its
+    answers int8 changes the top-1 only near ties; 0.9 of 18 images tolerates one such flip."""
+    if not is_trained():
+        pytest.skip("the untrained fallback run has near-uniform outputs: agreement means nothing there "
+                    "(needs ../shared/weights for a trained tiny run)")
+    from train.model import load_classifier
+
+    images, labels = test_images
+    keras_probs = load_classifier(export_run / "best.keras").predict(images.astype(np.float32), verbose=0)
+    assert (keras_probs.argmax(1) == labels).mean() >= 0.8  # the run really is trained
+    metadata = read_json(export_bundle / "metadata.json")
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        probs = open_classifier(export_bundle / name).predict(images)
+        agreement = float((probs.argmax(1) == keras_probs.argmax(1)).mean())
+        assert agreement >= 0.9, f"{name}: top-1 agrees with Keras on {agreement:.2%} of the test images"
+        assert metadata["files"][name]["metrics"]["agreement"] == pytest.approx(agreement)
+    for name in ("model_fp32.tflite", "model_fp32.onnx"):
+        assert metadata["files"][name]["metrics"]["agreement"] == 1.0
+        assert metadata["files"][name]["metrics"]["max_prob_diff"] < 1e-3
+
+
+def test_gate_boundary_on_measured_figures(export_bundle):
+    """The gate fails exactly when the measured drop exceeds --max-drop."""
+    metadata = read_json(export_bundle / "metadata.json")
+    keras_top1 = metadata["keras_metrics"]["top1"]
+    files = {"model_int8.tflite": metadata["files"]["model_int8.tflite"]}
+    drop = (keras_top1 - files["model_int8.tflite"]["metrics"]["top1"]) * 100
+    assert gate_failures(files, {"tflite": keras_top1}, max_drop=drop) == []
+    failures = gate_failures(files, {"tflite": keras_top1}, max_drop=drop - 0.01)
+    assert len(failures) == 1 and failures[0].startswith("model_int8.tflite: top-1")
+
+
+@pytest.mark.slow
+def test_gate_failure_exits_nonzero_and_writes_nothing(export_run, tmp_path):
+    out = tmp_path / "bundle"
+    proc = run_nsl("export", export_run, "--int8", "--formats", "tflite", "--calib", "12", "--latency-runs", "1",
+                   "--max-drop", "-101", "--out", out, python=env_python("train"), check=False)
+    assert proc.returncode == 2
+    line = error_line(proc)
+    assert "accuracy gate failed: model_int8.tflite: top-1" in line and "allowed -101" in line
+    assert "--allow-drop" in line
+    assert not out.exists()
+
+
+def test_metadata_round_trips(export_run, export_bundle):
+    metadata = read_json(export_bundle / "metadata.json")
+    bundle, classifier = load_bundle(export_bundle, backend="onnx", precision="int8", threads=1)
+    config = resolve(export_run / "config.yaml")
+    assert metadata["schema"] == 1 and bundle.metadata == metadata
+    assert metadata["labels"] == read_json(export_run / "labels.json")
+    assert bundle.crop == CropSpec.from_config(config) and metadata["preprocess"] == bundle.crop.to_dict()
+    assert metadata["input"] == {"height": config["imgsz"], "width": config["imgsz"], "channels": 3,
+                                 "dtype": "float32", "layout": "NHWC", "color_order": "RGB", "value_range": [0, 255]}
+    assert metadata["source_run"] == str(export_run.resolve()) and metadata["package_version"] == "0.1.0"
+    assert len(metadata["git_commit"]) >= 7 and metadata["created"].endswith("Z")
+    for name, entry in metadata["files"].items():
+        assert entry["sha256"] == sha256_of(export_bundle / name)
+        assert entry["size_bytes"] == (export_bundle / name).stat().st_size
+        assert set(entry["metrics"]) >= {"top1", "top3", "agreement", "max_prob_diff", "latency_ms_1thread",
+                                         "latency_ms_all", "n_images"}
+    assert json.loads(classifier.metadata()["labels"]) == metadata["labels"]
+    assert set(metadata["default_file"]) == {"tflite", "onnx"}
+
+
+def test_tampered_file_is_refused(export_bundle, tmp_path):
+    copy = shutil.copytree(export_bundle, tmp_path / "bundle")
+    target = copy / "model_int8.tflite"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    with pytest.raises(NslError, match="model_int8.tflite: sha256 does not match"):
+        load_bundle(copy, backend="onnx")  # every file is checked, not only the one opened
+    assert open_bundle(export_bundle).path == export_bundle
+
+
+@pytest.mark.parametrize("case", ["no_model", "unknown_format", "existing_output", "too_few_calib", "label_count"])
+def test_bad_input_gives_one_line_errors(case, export_run, export_bundle, tmp_path):
+    run, args = export_run, []
+    if case == "no_model":
+        run = shutil.copytree(export_run, tmp_path / "run", ignore=shutil.ignore_patterns("*.keras", "tensorboard"))
+        expected = "no best.keras in this run"
+    elif case == "unknown_format":
+        args, expected = ["--formats", "tflite,coreml"], "--formats: unknown format coreml"
+    elif case == "existing_output":
+        args, expected = ["--out", export_bundle], "already exists (pass --force"
+    elif case == "too_few_calib":
+        args, expected = ["--int8", "--calib", "10000", "--out", tmp_path / "b"], "too few calibration images"
+    else:
+        run = shutil.copytree(export_run, tmp_path / "run", ignore=shutil.ignore_patterns("tensorboard"))
+        (run / "labels.json").write_text(json.dumps(read_json(run / "labels.json")[:-1]), encoding="utf-8")
+        args, expected = ["--out", tmp_path / "b"], "outputs but there are"
+    proc = run_nsl("export", run, *args, python=env_python("train"), check=False)
+    assert proc.returncode == 2 and expected in error_line(proc)
+
+
+@pytest.mark.slow
+def test_export_of_a_keras_file_with_a_data_folder(export_run, test_cache, tmp_path):
+    out, synth_data = tmp_path / "bundle", make_synth(test_cache / "synth_tiny")
+    run_nsl("export", export_run / "best.keras", "--data", synth_data, "--labels", "nsl36", "--formats", "onnx",
+            "--latency-runs", "1", "--out", out, python=env_python("train"))
+    metadata = read_json(out / "metadata.json")
+    assert set(metadata["files"]) == {"model_fp32.onnx"}
+    assert metadata["source_run"].endswith("best.keras") and len(metadata["labels"]) == 6
+    assert metadata["input"]["height"] == resolve(export_run / "config.yaml")["imgsz"]
