@@ -37,6 +37,10 @@ def augmenter(augment: dict, seed: int):
     unknown = set(augment) - known
     if unknown:
         raise ConfigError(f"config key 'augment': unknown field(s) {', '.join(sorted(unknown))}")
+    negative = [key for key in known - {"hflip"} if float(augment.get(key) or 0) < 0]
+    if negative:
+        raise ConfigError(f"config key 'augment.{negative[0]}': must be >= 0 (a maximum change), "
+                          f"got {augment[negative[0]]}")
     layers = []
     if augment.get("hflip"):
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -55,15 +59,10 @@ def augmenter(augment: dict, seed: int):
     return keras.Sequential(layers, name="augment") if layers else None
 
 
-def make_dataset(samples: list[Sample], config: dict, training: bool = False, repeat: bool = False,
-                 one_hot: int = 0):
-    """Batches of (float32 images 0..255, int labels). ``training``: shuffled and augmented; ``repeat``: endless;
-    ``one_hot``: labels as one-hot vectors of that many classes (for label smoothing)."""
+def decoded_images(samples: list[Sample], spec: CropSpec):
+    """A dataset of (uint8 image prepared by the device's function, label); unreadable files dropped."""
     import tensorflow as tf
 
-    if not samples:
-        raise NslError("no images to feed the model (an empty split: check the data folder and split_ratios)")
-    spec = CropSpec.from_config(config)
     paths = [sample.path for sample in samples]
     labels = np.array([sample.label for sample in samples], np.int32)
 
@@ -81,6 +80,20 @@ def make_dataset(samples: list[Sample], config: dict, training: bool = False, re
     def drop_flag(image, label, ok):
         return image, label
 
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).filter(readable).map(drop_flag)
+
+
+def make_dataset(samples: list[Sample], config: dict, training: bool = False, repeat: bool = False,
+                 one_hot: int = 0):
+    """Batches of (float32 images 0..255, int labels). ``training``: shuffled and augmented; ``repeat``: endless;
+    ``one_hot``: labels as one-hot vectors of that many classes (for label smoothing)."""
+    import tensorflow as tf
+
+    if not samples:
+        raise NslError("no images to feed the model (an empty split: check the data folder and split_ratios)")
+    augment = augmenter(config.get("augment") or {}, int(config["seed"])) if training else None
+
     def augment_batch(images, batch_labels):
         return augment(tf.cast(images, tf.float32), training=True), batch_labels
 
@@ -88,16 +101,14 @@ def make_dataset(samples: list[Sample], config: dict, training: bool = False, re
         images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
         return images, (tf.one_hot(batch_labels, one_hot) if one_hot else batch_labels)
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).filter(readable).map(drop_flag)
+    ds = decoded_images(samples, CropSpec.from_config(config))
     if config.get("cache", True):
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(len(paths), seed=int(config["seed"]), reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(samples), seed=int(config["seed"]), reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
     ds = ds.batch(int(config["batch"]))
-    augment = augmenter(config.get("augment") or {}, int(config["seed"])) if training else None
     if augment is not None:
         ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(to_model_input).prefetch(tf.data.AUTOTUNE)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nsl.config import save_config
-from nsl.errors import NslError
+from nsl.errors import ConfigError, NslError
 from nsl.fileio import read_json, write_json
 from nsl.labels import Label, labels_from_dicts, labels_to_dicts
 from train.samples import load_split, save_split
@@ -115,13 +115,14 @@ def train_run(config: dict, run_dir: str | Path | None = None, extra_callbacks=(
     use_mixed_precision(str(config["mixed_precision"]))
     with distribution_scope():
         model = build_classifier(config, len(labels), dropout=_dropout(config))
+        plan = _plan(model, config, labels, split, extra_callbacks)
         run_dir = Path(run_dir) if run_dir else new_run_dir(config["project"], config["name"])
         run_dir.mkdir(parents=True, exist_ok=True)
         log.info("run: %s", run_dir)
         write_run_inputs(run_dir, config, labels, split)
         state = TrainState()
         save_checkpoint(run_dir, None, state)
-        _train_and_finish(model, config, labels, split, run_dir, state, [], extra_callbacks)
+        _train_and_finish(model, config, labels, split, run_dir, state, [], plan)
     return run_dir
 
 
@@ -147,18 +148,32 @@ def resume_run(run_dir: str | Path, extra_callbacks=()) -> Path:
         if model is None:
             model = build_classifier(config, len(labels), dropout=_dropout(config))
             state.phase = state.phase_epoch = 0
-        _train_and_finish(model, config, labels, split, run_dir, state, history, extra_callbacks)
+        plan = _plan(model, config, labels, split, extra_callbacks)
+        _train_and_finish(model, config, labels, split, run_dir, state, history, plan)
     return run_dir
 
 
-def _train_and_finish(model, config, labels, split, run_dir: Path, state, history, extra_callbacks) -> None:
-    from train.phases import phases_from_config
-    from train.trainer import TrainOptions, train_phases
+def _plan(model, config: dict, labels, split, extra_callbacks):
+    """Phases, options and datasets, checked against the model (every phase's ``trainable`` must resolve)."""
+    from train.phases import phases_from_config, trainable_layers
+    from train.trainer import TrainOptions
 
     phases = phases_from_config(config)
+    for phase in phases:
+        try:
+            trainable_layers(model, phase.trainable)
+        except ConfigError as err:
+            raise ConfigError(f"config key 'phases', phase '{phase.name}': {err}") from None
     options = TrainOptions.from_config(config, extra_callbacks=list(extra_callbacks))
+    return phases, options, fit_data(config, split, len(labels))
+
+
+def _train_and_finish(model, config, labels, split, run_dir: Path, state, history, plan) -> None:
+    from train.trainer import train_phases
+
+    phases, options, data = plan
     try:
-        model = train_phases(model, phases, fit_data(config, split, len(labels)), run_dir, state, history, options)
+        model = train_phases(model, phases, data, run_dir, state, history, options)
     except KeyboardInterrupt:
         log.warning("interrupted after epoch %d; the run is saved, continue it with: nsl train --resume %s",
                     state.epoch, run_dir)
@@ -166,18 +181,26 @@ def _train_and_finish(model, config, labels, split, run_dir: Path, state, histor
     finish_run(model, config, labels, split, run_dir, history, phases)
 
 
-def finish_run(model, config, labels, split, run_dir: Path, history: list, phases) -> dict:
-    """Save the best model as a clean float32 graph, evaluate it on the test split, write the report."""
+def float32_copy(model, config: dict, num_classes: int):
+    """The same classifier rebuilt in float32 (no mixed-precision casts, default trainable flags) with
+    ``model``'s weights: what best.keras holds for export."""
     import tf_keras as keras
 
-    from train.checkpoint import save_model
-    from train.evaluate import evaluate
     from train.model import build_classifier
-    from train.report import write_report
 
     keras.mixed_precision.set_global_policy("float32")
-    final = build_classifier({**config, "weights": "none"}, len(labels), dropout=_dropout(config))
-    final.set_weights(model.get_weights())
+    clean = build_classifier({**config, "weights": "none"}, num_classes, dropout=_dropout(config))
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def finish_run(model, config, labels, split, run_dir: Path, history: list, phases) -> dict:
+    """Save the best model as a clean float32 graph, evaluate it on the test split, write the report."""
+    from train.checkpoint import save_model
+    from train.evaluate import evaluate
+    from train.report import write_report
+
+    final = float32_copy(model, config, len(labels))
     save_model(final, run_dir / "best.keras")
     write_json(run_dir / "history.json", history)
     test, source = (split["test"], "test split") if split.get("test") else (split["val"], "val split (no test split)")

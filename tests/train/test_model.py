@@ -74,3 +74,22 @@ def test_cli_bad_weights_file_and_unknown_key_are_one_line_errors(tmp_path, synt
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("nsl train: error: command line: unknown config key 'imgsiz' "
                                    "(did you mean 'imgsz'?)")
+
+
+def test_mixed_precision_model_is_saved_as_float32():
+    """On a GPU the model trains in mixed_float16; best.keras must still be a plain float32 graph."""
+    from train.run import float32_copy
+    from train.trainer import use_mixed_precision
+
+    config = _config(mixed_precision="on")
+    try:
+        assert use_mixed_precision("on")
+        mixed = build_classifier(config, 4)
+        assert mixed.get_layer("Conv1").compute_dtype == "float16"
+        assert mixed.get_layer("predictions").compute_dtype == "float32"
+        clean = float32_copy(mixed, config, 4)
+    finally:
+        use_mixed_precision("off")
+    assert all(layer.compute_dtype == "float32" for layer in clean.layers if layer.weights)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    np.testing.assert_allclose(clean(images).numpy(), mixed(images).numpy(), atol=2e-2)
