@@ -221,8 +221,8 @@ negative_check() {  # the Pi 5 set on a Pi 4 CPU must hit mediapipe 1.x's LSE ab
       /opt/nsl/smoke/hand_landmarker.task /opt/nsl/work/photos > /dev/null 2> "$err"; then
     die "negative check: mediapipe 1.x ran on cortex-a72; the emulation no longer shows the LSE abort, so this check proves nothing"
   fi
-  grep -q "compiled with lse enabled" "$err" || die "negative check: the pi5 set failed on cortex-a72 but not with the LSE abort, see $err"
-  say "negative check ok: the Pi 5 set aborts on a Cortex-A72: $(grep -m1 -o "This binary was compiled with lse enabled[^(]*" "$err")"
+  grep -aq "compiled with lse enabled" "$err" || die "negative check: the pi5 set failed on cortex-a72 but not with the LSE abort, see $err"
+  say "negative check ok: the Pi 5 set aborts on a Cortex-A72: $(grep -a -m1 -o "This binary was compiled with lse enabled[^(]*" "$err")"
 }
 
 main() {
