@@ -75,7 +75,7 @@ ensure_root() {
 
 project_dependencies() {  # the [project] dependencies of pyproject.toml (what 'pip install .' adds to a set)
   "$HOST_PYTHON" -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' \
-    "$REPO/pyproject.toml"
+    "$REPO/pyproject.toml" || die "reading pyproject.toml needs Python 3.11+ (set NSL_EDGE_PYTHON)"
 }
 
 # ---- aarch64 wheels, downloaded on the host (cached per requirements file) ----

@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +24,11 @@ DOCKERFILES = sorted(DOCKER.glob("Dockerfile.*"))
 TARGETS = {"Dockerfile.pi": (("pi4", "pi5"), "aarch64", 36, "3.11"),     # Debian Bookworm
            "Dockerfile.jetson": (("jetson",), "aarch64", 35, "3.10"),    # Ubuntu 22.04 (JetPack 6)
            "Dockerfile.train": (("train",), "x86_64", 36, "3.11")}
-BASE_DEPENDENCIES = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+
+def pyproject() -> dict:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11+")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
 def requirement_lines(name: str) -> list[str]:
@@ -113,7 +116,7 @@ def test_edge_sets_carry_no_tensorflow_and_the_pi_image_chooses_by_board():
 
 
 def test_train_image_requirements_match_the_train_extra():
-    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["train"]
+    extra = pyproject()["project"]["optional-dependencies"]["train"]
     image = {Requirement(line).name.lower(): str(Requirement(line).specifier) for line in requirement_lines("train")}
     assert image == {Requirement(line).name.lower(): str(Requirement(line).specifier) for line in extra}
     assert "tensorflow[and-cuda]" in requirement_lines("train")[0]
@@ -140,7 +143,8 @@ def test_edge_image_requirements_resolve_to_wheels(tmp_path, name, arch, glibc, 
     report = tmp_path / "report.json"
     proc = pip("install", "--dry-run", "--ignore-installed", "--only-binary=:all:", *platform_args(arch, glibc),
                "--python-version", python, "--implementation", "cp", "--target", str(tmp_path / "target"),
-               "--report", str(report), "--quiet", "-r", str(DOCKER / f"requirements-{name}.txt"), *BASE_DEPENDENCIES)
+               "--report", str(report), "--quiet", "-r", str(DOCKER / f"requirements-{name}.txt"),
+               *pyproject()["project"]["dependencies"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     installed = {item["metadata"]["name"].lower(): item["metadata"]["version"]
                  for item in json.loads(report.read_text())["install"]}
