@@ -4,9 +4,11 @@ confusion matrix (rows: true class, columns: predicted), written to ``metrics.js
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from nsl.fileio import write_json
 from nsl.labels import Label
@@ -20,7 +22,10 @@ def predict_samples(model, samples: list[Sample], config: dict) -> tuple[np.ndar
     from train.pipeline import make_dataset
 
     probs, labels = [], []
-    for images, batch_labels in make_dataset(samples, {**config, "cache": False}, training=False):
+    batches = make_dataset(samples, {**config, "cache": False}, training=False)
+    total = -(-len(samples) // int(config["batch"]))
+    for images, batch_labels in tqdm(batches, total=total, desc="evaluating", unit="batch", leave=False,
+                                     disable=not sys.stderr.isatty()):
         probs.append(model(images, training=False).numpy())
         labels.append(batch_labels.numpy())
     return np.concatenate(probs).astype(np.float32), np.concatenate(labels).astype(np.int64)
