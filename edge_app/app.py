@@ -9,6 +9,7 @@ frame rate. All state is bounded (deques, pruned per-hand smoothers), so hours o
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -84,7 +85,10 @@ class App:
         self.options = options
         roi = parse_roi(options.roi) if options.roi else None
         hand_model = None if roi else resolve_hand_model(options.hand_model)  # cheap checks first
-        self.bundle, self.classifier = load_bundle(options.model, options.backend, options.precision, options.threads)
+        # the classifier runs beside the hand tracker: by default it gets half the cores, the tracker the rest
+        # (all cores for both slowed tracking by half on 2 cores with onnxruntime's spinning threads)
+        threads = options.threads or max(1, (os.cpu_count() or 2) // 2)
+        self.bundle, self.classifier = load_bundle(options.model, options.backend, options.precision, threads)
         self.smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
         self.renderer = Renderer(options.show_landmarks)
         self.source = source or FrameSource(parse_source(options.source))
@@ -97,8 +101,8 @@ class App:
         self.window = None if options.headless else Window()
         self.labels_seen: Counter = Counter()
         self.last_image: np.ndarray | None = None
-        log.info("model %s (%s), hands: %s, source: %s", self.classifier.path.name, options.backend,
-                 self.tracker_name, options.source)
+        log.info("model %s (%s, %d threads), hands: %s, source: %s", self.classifier.path.name, options.backend,
+                 threads, self.tracker_name, options.source)
 
     def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, float]:
         began = time.perf_counter()

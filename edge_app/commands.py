@@ -13,7 +13,9 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--backend", choices=("tflite", "onnx"), default="tflite", help="runtime (default tflite)")
     parser.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                         help="model file of the bundle (default: the bundle's default file, normally int8)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="classifier threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="classifier threads (default: nsl app half the cores, beside the hand tracker; "
+                             "nsl predict all cores)")
     parser.add_argument("--hand-model", default=None, metavar="PATH",
                         help="hand_landmarker.task (default: the one in the user cache)")
     parser.add_argument("--hands", type=int, choices=(1, 2), default=1, help="hands to find per frame (default 1)")
