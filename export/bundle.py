@@ -73,7 +73,8 @@ def default_files(files: dict[str, dict]) -> dict[str, str]:
 
 
 def build_metadata(labels: list[Label], crop: CropSpec, files: dict[str, dict], keras_metrics: dict,
-                   source_run: str) -> dict:
+                   source_run: str, export_settings: dict) -> dict:
+    """The whole ``metadata.json``; ``export_settings`` records how it was made (calibration, QAT, gate)."""
     return {
         "schema": SCHEMA,
         "labels": labels_to_dicts(labels),
@@ -83,6 +84,7 @@ def build_metadata(labels: list[Label], crop: CropSpec, files: dict[str, dict], 
         "files": files,
         "default_file": default_files(files),
         "keras_metrics": keras_metrics,
+        "export": export_settings,
         "source_run": source_run,
         "package_version": __version__,
         "git_commit": git_commit(),

@@ -25,8 +25,14 @@ ONNX_OPSET = 13
 
 def to_savedmodel(model, folder: Path) -> Path:
     """``model.export(folder)`` (an inference-only SavedModel with a ``serving_default`` signature)."""
-    with contextlib.redirect_stdout(io.StringIO()):  # export() prints the signature; keep stdout for tables
-        model.export(str(folder))
+    tf_log = logging.getLogger("tensorflow")
+    level = tf_log.level
+    tf_log.setLevel(logging.ERROR)  # 'Assets written to', renamed resource inputs: noise for a user
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # export() prints the signature; keep stdout for tables
+            model.export(str(folder))
+    finally:
+        tf_log.setLevel(level)
     return folder
 
 

@@ -130,8 +130,11 @@ def run_export(options: ExportOptions) -> tuple[Path, dict]:
         files = _build_and_evaluate(options, source, model, calibration, tmp, Path(work), test, keras_probs)
         float_top1 = {fmt: keras_metrics["top1"] for fmt in options.formats}
         failures = check_gate(files, float_top1, options.max_drop, options.allow_drop)
-        metadata = bundle_meta.build_metadata(source.labels, crop, files, keras_metrics, source.name)
+        settings = {"calibration_images": 0 if calibration is None else len(calibration), "qat_epochs": options.qat,
+                    "qat_lr": options.qat_lr if options.qat else None, "max_drop": options.max_drop,
+                    "gate_failures": failures}
+        metadata = bundle_meta.build_metadata(source.labels, crop, files, keras_metrics, source.name, settings)
         bundle_meta.write_metadata(tmp, metadata)
-        write_text(tmp / "export_report.md", render_report(metadata, failures, options.max_drop))
+        write_text(tmp / "export_report.md", render_report(metadata))
     log.info("bundle: %s (%d files)", out, len(files))
     return out, metadata

@@ -50,8 +50,10 @@ def qat_comparison(files: dict[str, dict]) -> str:
                       "QAT agreement %"), rows)
 
 
-def render_report(metadata: dict, gate_failures: list[str], max_drop: float) -> str:
+def render_report(metadata: dict) -> str:
     """The whole report, from the bundle's metadata."""
+    settings = metadata.get("export", {})
+    gate_failures, max_drop = settings.get("gate_failures", []), settings.get("max_drop", 1.0)
     n_images = next(iter(metadata["files"].values()))["metrics"]["n_images"] if metadata["files"] else 0
     parts = [f"# Export report: {metadata['source_run']}", "",
              f"Created {metadata['created']} by nsl-edge {metadata['package_version']} "
@@ -64,6 +66,9 @@ def render_report(metadata: dict, gate_failures: list[str], max_drop: float) -> 
         parts += ["## Post-training quantization vs quantization-aware training", "", comparison, ""]
     gate = (f"FAILED, accepted with --allow-drop: {'; '.join(gate_failures)}" if gate_failures
             else f"passed (every int8 file within {max_drop:g} points of the float model's top-1)")
-    parts += [f"Accuracy gate: {gate}.", "",
+    made = f"Calibration: {settings.get('calibration_images', 0)} training images, stratified by class."
+    if settings.get("qat_epochs"):
+        made += f" QAT: {settings['qat_epochs']} epoch(s) at learning rate {settings['qat_lr']:g}."
+    parts += [made, "", f"Accuracy gate: {gate}.", "",
               f"Default files: {', '.join(f'{k}: {v}' for k, v in metadata['default_file'].items())}.", ""]
     return "\n".join(parts)

@@ -128,6 +128,8 @@ def test_metadata_round_trips(export_run, export_bundle):
                                          "latency_ms_all", "n_images"}
     assert json.loads(classifier.metadata()["labels"]) == metadata["labels"]
     assert set(metadata["default_file"]) == {"tflite", "onnx"}
+    assert metadata["export"] == {"calibration_images": 48, "qat_epochs": 1, "qat_lr": 1e-5, "max_drop": 25.0,
+                                  "gate_failures": []}
 
 
 def test_tampered_file_is_refused(export_bundle, tmp_path):
@@ -164,9 +166,9 @@ def test_bad_input_gives_one_line_errors(case, export_run, export_bundle, tmp_pa
 @pytest.mark.slow
 def test_export_of_a_keras_file_with_a_data_folder(export_run, test_cache, tmp_path):
     out, synth_data = tmp_path / "bundle", make_synth(test_cache / "synth_tiny")
-    run_nsl("export", export_run / "best.keras", "--data", synth_data, "--labels", "nsl36", "--formats", "onnx",
+    run_nsl("export", export_run / "best.keras", "--data", synth_data, "--labels", "nsl36", "--formats", "tflite",
             "--latency-runs", "1", "--out", out, python=env_python("train"))
     metadata = read_json(out / "metadata.json")
-    assert set(metadata["files"]) == {"model_fp32.onnx"}
+    assert set(metadata["files"]) == {"model_fp32.tflite"}
     assert metadata["source_run"].endswith("best.keras") and len(metadata["labels"]) == 6
     assert metadata["input"]["height"] == resolve(export_run / "config.yaml")["imgsz"]
