@@ -3,12 +3,15 @@
 # It looks at the CPU, the board and Python, picks the matching package set from docker/requirements-*.txt (the
 # same files the Docker images use), installs the system libraries mediapipe needs, and says what it chose and why.
 #
-#   bash scripts/install_edge.sh [--venv DIR] [--dry-run] [--wheels DIR] [--ort-wheel FILE] [--no-apt] [--no-fonts]
+#   bash scripts/install_edge.sh [--venv DIR] [--dry-run] [--wheels DIR] [--ort-wheel FILE] [--system-opencv]
+#                                [--no-apt] [--no-fonts]
 #
 #   --venv DIR        virtual environment to create or update (default: ~/.venvs/nsl-edge)
 #   --dry-run         print the plan and the commands, install nothing
 #   --wheels DIR      install offline from wheels in DIR (pip --no-index --find-links DIR)
 #   --ort-wheel FILE  Jetson: NVIDIA's onnxruntime-gpu wheel, installed in place of the CPU onnxruntime
+#   --system-opencv   use the system's OpenCV (Debian's python3-opencv, JetPack's) instead of the pip wheel: it
+#                     has GStreamer, which the picam/csi camera presets need; pins numpy<2 (what it is built for)
 #   --no-apt          skip the system packages (print what would be needed)
 #   --no-fonts        skip the Devanagari font (labels are then drawn romanised)
 #
@@ -21,6 +24,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 
 VENV="${HOME}/.venvs/nsl-edge"; DRY_RUN=0; WHEELS=""; ORT_WHEEL="${NSL_ORT_WHEEL:-}"; APT=1; FONTS=1
+SYSTEM_OPENCV=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --venv) VENV="$2"; shift 2 ;;
@@ -29,7 +33,8 @@ while [ $# -gt 0 ]; do
     --ort-wheel) ORT_WHEEL="$2"; shift 2 ;;
     --no-apt) APT=0; shift ;;
     --no-fonts) FONTS=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --system-opencv) SYSTEM_OPENCV=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install_edge: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -116,6 +121,15 @@ if [ "$FONTS" = 1 ]; then APT_PACKAGES+=(fonts-noto-core); fi
 if [ "$FONTS" = 1 ]; then FONT_NOTE="fonts-noto-core (Noto Sans Devanagari) so labels show as क ख ग ..."
 else FONT_NOTE="none (--no-fonts): labels are drawn romanised (ka, kha, ...) because OpenCV cannot draw Devanagari"; fi
 
+OPENCV="opencv-contrib-python (what mediapipe depends on; no GStreamer: USB cameras, files and streams)"
+if [ "$SYSTEM_OPENCV" = 1 ]; then
+  OPENCV="the system's OpenCV for $PYTHON, linked into the venv in place of the pip wheel (GStreamer: picam/csi presets), with numpy<2"
+  if [ "$BOARD" != jetson ]; then  # JetPack brings its own OpenCV; elsewhere Debian's, plus the camera plugins
+    APT_PACKAGES+=(python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+    if [[ "$BOARD" == pi* ]]; then APT_PACKAGES+=(gstreamer1.0-libcamera); fi
+  fi
+fi
+
 PIP_SOURCE=()
 if [ -n "$WHEELS" ]; then PIP_SOURCE=(--no-index --find-links "$WHEELS"); fi
 
@@ -126,8 +140,11 @@ echo "  python       : $PYTHON ($PY_VERSION)"
 echo "  mediapipe    : $MEDIAPIPE, because $MEDIAPIPE_WHY"
 echo "  onnxruntime  : $ORT"
 echo "  tflite       : ai-edge-litert (the TFLite runtime; tflite-runtime stopped at 2.14)"
-echo "  opencv       : opencv-contrib-python (what mediapipe depends on)"
-echo "  package set  : docker/requirements-$SET.txt (the same file docker/Dockerfile.* installs)"
+echo "  opencv       : $OPENCV"
+SET_EDITS=""
+if [ -n "$ORT_WHEEL" ] || [ ${#VENV_FLAGS[@]} -gt 0 ]; then SET_EDITS+=", less its CPU onnxruntime"; fi
+if [ "$SYSTEM_OPENCV" = 1 ]; then SET_EDITS+=", plus numpy<2"; fi
+echo "  package set  : docker/requirements-$SET.txt (the same file docker/Dockerfile.* installs)$SET_EDITS"
 echo "  system libs  : ${APT_PACKAGES[*]}"
 echo "  font         : $FONT_NOTE"
 echo "  venv         : $VENV${VENV_FLAGS:+ (${VENV_FLAGS[*]})}"
@@ -164,16 +181,34 @@ install_system_packages() {
 # ---- the virtual environment ----
 install_python_packages() {
   local requirements="$REQUIREMENTS" extra=()
-  if [ -n "$ORT_WHEEL" ] || [ ${#VENV_FLAGS[@]} -gt 0 ]; then  # a GPU onnxruntime replaces the CPU build
+  if [ -n "$ORT_WHEEL" ] || [ ${#VENV_FLAGS[@]} -gt 0 ] || [ "$SYSTEM_OPENCV" = 1 ]; then  # an edited copy of the set
     TMP_REQUIREMENTS="$(mktemp)"; trap 'rm -f "$TMP_REQUIREMENTS"' EXIT
     requirements="$TMP_REQUIREMENTS"
-    grep -v '^onnxruntime' "$REQUIREMENTS" > "$requirements"
+    if [ -n "$ORT_WHEEL" ] || [ ${#VENV_FLAGS[@]} -gt 0 ]; then  # a GPU onnxruntime replaces the CPU build
+      grep -v '^onnxruntime' "$REQUIREMENTS" > "$requirements"
+    else
+      cp "$REQUIREMENTS" "$requirements"
+    fi
+    if [ "$SYSTEM_OPENCV" = 1 ]; then echo "numpy<2" >> "$requirements"; fi  # system OpenCV is built on numpy 1.x
     if [ -n "$ORT_WHEEL" ]; then extra=("$ORT_WHEEL"); fi
   fi
   if [ ! -x "$VENV/bin/python" ]; then run "$PYTHON" -m venv "${VENV_FLAGS[@]}" "$VENV"; fi
   if [ -z "$WHEELS" ]; then run "$VENV/bin/python" -m pip install --quiet --upgrade pip; fi
   run "$VENV/bin/python" -m pip install --quiet "${PIP_SOURCE[@]}" -r "$requirements" "${extra[@]}" -e "$REPO"
+  if [ "$SYSTEM_OPENCV" = 1 ]; then link_system_opencv; fi
   run "$VENV/bin/python" -c "import mediapipe, ai_edge_litert, onnxruntime, cv2; print('installed: mediapipe', mediapipe.__version__, '| onnxruntime', onnxruntime.__version__, onnxruntime.get_available_providers(), '| opencv', cv2.__version__)"
+}
+
+link_system_opencv() {  # replace the pip OpenCV by the system's one (a symlink to its cv2 module)
+  local cv2_path="<the system cv2 module>" site="$VENV/lib/python$PY_VERSION/site-packages"
+  if [ "$DRY_RUN" = 0 ]; then
+    cv2_path="$("$PYTHON" -c 'import cv2, os; f = cv2.__file__; print(os.path.dirname(f) if f.endswith("__init__.py") else f)')" \
+      || die "--system-opencv: $PYTHON cannot import the system's cv2 (Debian: sudo apt-get install python3-opencv; Jetson: JetPack's OpenCV)"
+  fi
+  run "$VENV/bin/python" -m pip uninstall --quiet --yes opencv-contrib-python
+  run ln -sfn "$cv2_path" "$site/"
+  run "$VENV/bin/python" -c "import cv2, sys; info = cv2.getBuildInformation(); gst = [l for l in info.splitlines() if 'GStreamer:' in l]; print('opencv', cv2.__version__, 'from', cv2.__file__, '|', gst[0].strip() if gst else 'GStreamer: unknown'); sys.exit(not gst or 'YES' not in gst[0])"
+  say "note: mediapipe lists opencv-contrib-python as a dependency; a later 'pip install' may bring the wheel back: re-run with --system-opencv"
 }
 
 install_system_packages

@@ -96,6 +96,7 @@ def test_jetson_with_a_gpu_wheel_installs_it_instead_of_the_cpu_build(tmp_path):
                 tegra=True)
     assert proc.returncode == 0, proc.stderr
     assert "onnxruntime-gpu from" in proc.stdout and "CUDA/TensorRT" in proc.stdout
+    assert "requirements-jetson.txt (the same file docker/Dockerfile.* installs), less its CPU onnxruntime" in proc.stdout
     command = pip_command(proc.stdout)
     assert str(wheel) in command and "requirements-jetson.txt" not in command  # a copy without the CPU line
 
@@ -131,3 +132,17 @@ def test_scripts_parse_and_explain_themselves(script):
     assert ("--dry-run" if script == "install_edge.sh" else "--bundle") in proc.stdout
     bad = subprocess.run(["bash", str(path), "--no-such-option"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "unknown option '--no-such-option'" in bad.stderr
+
+
+def test_system_opencv_brings_gstreamer_and_pins_numpy_1(tmp_path):
+    out = plan(tmp_path, "--system-opencv", model=PI5, cpu="a76").stdout
+    apt_line = next(line for line in out.splitlines() if "apt-get install" in line)
+    assert "python3-opencv" in apt_line and "gstreamer1.0-libcamera" in apt_line
+    assert "docker/requirements-pi5.txt (the same file docker/Dockerfile.* installs), plus numpy<2" in out
+    lines = out.splitlines()
+    pip_at = lines.index(pip_command(out))
+    assert "uninstall --quiet --yes opencv-contrib-python" in lines[pip_at + 1]
+    assert lines[pip_at + 2].strip().startswith("$ ln -sfn") and "/lib/python3.11/site-packages/" in lines[pip_at + 2]
+    assert "GStreamer" in lines[pip_at + 3]
+    jetson = plan(tmp_path, "--system-opencv", model="NVIDIA Jetson AGX Orin", cpu="a76", python="3.10", tegra=True)
+    assert "python3-opencv" not in jetson.stdout, "JetPack brings its own OpenCV"
