@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -73,16 +72,15 @@ def _add_config_arguments(parser, data_help: str) -> None:
     parser.add_argument("--weights", help="imagenet | none | PATH of a Keras weights file of the backbone (offline)")
     parser.add_argument("--split-by", dest="split_by", choices=("stratified", "subset", "grouped"),
                         help="how to split: stratified (default), subset (hold out a background), grouped")
-    parser.add_argument("--project", help="folder of runs (default runs)")
-    parser.add_argument("--name", help="run name (default exp; a number is appended when taken)")
 
 
 def add_train_commands(commands) -> None:
     """Register `nsl train`, `nsl val`, `nsl compare`."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
     train = commands.add_parser("train", help="train a classifier on a folder of sign images -> RUN_DIR",
-                                formatter_class=fmt, epilog="e.g. nsl train data=data/synth imgsz=96 weights=none")
+                                epilog="e.g. nsl train data=data/synth imgsz=96 weights=none")
     _add_config_arguments(train, "dataset folder (same as data=...)")
+    train.add_argument("--project", help="folder of runs (default runs)")
+    train.add_argument("--name", help="run name (default exp; a number is appended when taken)")
     train.add_argument("--strategy", choices=("progressive", "single"), help="phases of config, or one phase")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where it stopped")
     train.set_defaults(func=_train)
@@ -93,8 +91,7 @@ def add_train_commands(commands) -> None:
     val.add_argument("--json", action="store_true", help="print the full metrics as JSON")
     val.set_defaults(func=_val)
 
-    compare = commands.add_parser("compare", help="progressive vs single-phase training on the same split/budget",
-                                  formatter_class=fmt)
+    compare = commands.add_parser("compare", help="progressive vs single-phase training on the same split/budget")
     _add_config_arguments(compare, "dataset folder")
     compare.add_argument("--out", required=True, help="folder for the two runs and comparison.md/json")
     compare.set_defaults(func=_compare)
