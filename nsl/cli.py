@@ -11,7 +11,7 @@ import sys
 from nsl import __version__
 from nsl.errors import NslError
 
-COMMAND_MODULES = ("train.commands", "export.commands", "edge_app.commands")
+COMMAND_MODULES = ("train.commands", "export.commands", "edge_app.commands", "nsl.bench")
 log = logging.getLogger("nsl")
 
 

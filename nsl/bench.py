@@ -1,0 +1,272 @@
+"""``nsl bench``: run each benchmark section in its own environment and merge the results.
+
+A section is a subprocess, ``PYTHON -m MODULE SECTION --out SECTION.json [options]`` (docs/ARCHITECTURE.md,
+"Benchmarks"), so the edge sections run where mediapipe is and TensorFlow is not, and the training sections
+where TensorFlow is. This module only finds the interpreters, passes the options, and writes OUT/bench.json
+and OUT/bench.md (every section rendered the same way: title, machine, tables, notes). Standard library only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsl.env import EXTRA_MODULES
+from nsl.errors import NslError
+from nsl.fileio import write_json, write_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class SectionInfo:
+    module: str
+    extra: str          # environment: edge | train
+    options: tuple      # orchestrator options passed on (when given)
+    needs: tuple        # options without which the section cannot run
+
+
+SECTIONS = {
+    "classifier": SectionInfo("edge_app.bench", "edge", ("model", "images", "data", "clip"), ("model",)),
+    "app": SectionInfo("edge_app.bench", "edge", ("model", "clip", "hand_model"), ("model", "clip")),
+    "training": SectionInfo("train.bench", "train", ("data", "weights"), ()),
+    "sweep": SectionInfo("train.bench", "train", ("data", "weights"), ()),
+}
+
+
+def find_python(extra: str, module: str) -> tuple[str | None, str]:
+    """(interpreter, '') for an environment that imports ``module``, else (None, why)."""
+    candidates = []
+    if os.environ.get(f"NSL_{extra.upper()}_PYTHON"):
+        candidates.append(os.environ[f"NSL_{extra.upper()}_PYTHON"])
+    else:
+        venv = ROOT / ".venvs" / extra / "bin" / "python"
+        if venv.is_file():
+            candidates.append(str(venv))
+        candidates.append(sys.executable)
+    wanted = (*EXTRA_MODULES[extra], module)
+    probe = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None];"
+             " print(' '.join(missing)); sys.exit(1 if missing else 0)")
+    why = ""
+    for python in candidates:
+        try:
+            proc = subprocess.run([python, "-c", probe, *wanted], capture_output=True, text=True, timeout=120,
+                                  env=_child_env())
+        except OSError as err:
+            why = f"{python}: {err.strerror or err}"
+            continue
+        if proc.returncode == 0:
+            return python, ""
+        why = f"{python} lacks {proc.stdout.strip() or 'a module'}"
+    return None, why
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _section_command(python: str, name: str, out: Path, args) -> list[str]:
+    info = SECTIONS[name]
+    cmd = [python, "-m", info.module, name, "--out", str(out)]
+    for option in ("runs", "warmup", "repeats"):
+        if getattr(args, option) is not None:
+            cmd += [f"--{option}", str(getattr(args, option))]
+    if args.quick:
+        cmd.append("--quick")
+    for option in info.options:
+        value = getattr(args, option, None)
+        if value is not None:
+            cmd += [f"--{option.replace('_', '-')}", str(Path(value).resolve())]
+    return cmd
+
+
+def _run(cmd: list[str]) -> tuple[int, str]:
+    """Run a section: stdout and stderr pass through (progress bars), the tail of stderr is kept."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=_child_env())
+    tail = b""
+    while True:
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        if not chunk:
+            break
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.flush()
+        tail = (tail + chunk)[-4096:]
+    proc.stderr.close()
+    return proc.wait(), tail.decode("utf-8", "replace")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def _check_inputs(args) -> None:
+    if args.model is not None and not (Path(args.model) / "metadata.json").is_file():
+        what = "no such folder" if not Path(args.model).exists() else "no metadata.json in it"
+        raise NslError(f"--model {args.model}: not a model bundle ({what}; make one with 'nsl export RUN_DIR')")
+    for option in ("clip", "images", "data", "weights", "hand_model"):
+        value = getattr(args, option, None)
+        if value is not None and not Path(value).exists():
+            raise NslError(f"--{option.replace('_', '-')} {value}: no such file or folder")
+
+
+def _plan(args) -> tuple[list[str], bool]:
+    if args.sections is None:
+        return list(SECTIONS), False
+    names = [n.strip() for n in args.sections.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown or not names:
+        raise NslError(f"--sections {args.sections!r}: unknown section {', '.join(unknown) or '(none given)'} "
+                       f"(expected a comma-separated list of {', '.join(SECTIONS)})")
+    return list(dict.fromkeys(names)), True
+
+
+def run_bench(args) -> int:
+    names, explicit = _plan(args)
+    _check_inputs(args)
+    out = Path(args.out)
+    parts = out / "sections"
+    results, skipped, failed, pythons = {}, {}, {}, {}
+    for name in names:
+        info = SECTIONS[name]
+        missing = [f"--{n.replace('_', '-')}" for n in info.needs if getattr(args, n, None) is None]
+        if name == "classifier" and not (args.images or args.data or args.clip):
+            missing.append("--images, --data or --clip (real images to classify)")
+        if missing:
+            if explicit:
+                raise NslError(f"section {name} needs {' and '.join(missing)}")
+            skipped[name] = f"not run: needs {' and '.join(missing)}"
+            continue
+        key = (info.extra, info.module)
+        if key not in pythons:
+            pythons[key] = find_python(*key)
+        python, why = pythons[key]
+        if python is None:
+            message = (f"section {name} needs the {info.extra} environment with {info.module} ({why}): "
+                       f"pip install 'nsl-edge[{info.extra}]', or set NSL_{info.extra.upper()}_PYTHON")
+            if explicit:
+                raise NslError(message)
+            skipped[name] = message
+            continue
+        section_json = parts / f"{name}.json"
+        cmd = _section_command(python, name, section_json, args)
+        print(f"== nsl bench: {name} ({info.extra} environment)", file=sys.stderr, flush=True)
+        code, tail = _run(cmd)
+        if code == 2:
+            raise NslError(_last_line(tail).split(": error: ", 1)[-1])
+        if code != 0 or not section_json.is_file():
+            failed[name] = f"exit {code}: {_last_line(tail)}"
+            continue
+        results[name] = json.loads(section_json.read_text(encoding="utf-8"))
+    merged = {"created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              "command": "nsl bench " + " ".join(shlex.quote(a) for a in args.argv),
+              "git_commit": _git_commit(), "sections": results, "skipped": skipped, "failed": failed}
+    write_json(out / "bench.json", merged)
+    write_text(out / "bench.md", render_markdown(merged))
+    print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}"
+          + (f" (skipped: {', '.join(skipped)})" if skipped else ""), file=sys.stderr)
+    if failed:
+        raise NslError("; ".join(f"section {k} failed ({v})" for k, v in failed.items()))
+    return 0
+
+
+def _git_commit() -> str | None:
+    try:
+        proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+    except OSError:
+        return None
+    return proc.stdout.strip() or None
+
+
+def format_cell(value) -> str:
+    """Numbers with 3 significant digits (one decimal from 100 up), None as '-', the rest as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        if value == 0 or abs(value) >= 100:
+            return f"{value:.1f}" if value else "0"
+        decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+        return f"{value:.{decimals}f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _machine_line(machine: dict) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in (machine.get("versions") or {}).items() if v)
+    parts = [machine.get("cpu"), f"{machine.get('cores')} cores", f"{machine.get('memory_gb')} GB",
+             f"Python {machine.get('python')}", machine.get("platform"),
+             f"load {machine.get('load_1min_at_start')} at start", versions]
+    return "; ".join(str(p) for p in parts if p and "None" not in str(p))
+
+
+def render_table(data: dict) -> list[str]:
+    lines = [f"*{data['caption']}*", "", "| " + " | ".join(map(format_cell, data["columns"])) + " |",
+             "|" + "---|" * len(data["columns"])]
+    lines += ["| " + " | ".join(map(format_cell, row)) + " |" for row in data["rows"]]
+    return lines + [""]
+
+
+def render_markdown(merged: dict) -> str:
+    lines = ["# nsl bench", "", f"`{merged['command']}` (commit {merged.get('git_commit') or 'unknown'}, "
+             f"{merged['created']})", ""]
+    for name, data in merged["sections"].items():
+        lines += [f"## {data.get('title', name)}", "", f"Machine: {_machine_line(data.get('machine', {}))}", ""]
+        for item in data.get("tables", []):
+            lines += render_table(item)
+        lines += [f"- {note}" for note in data.get("notes", [])]
+        lines += [""] if data.get("notes") else []
+    for title, entries in (("Skipped", merged.get("skipped")), ("Failed", merged.get("failed"))):
+        if entries:
+            lines += [f"## {title}", ""] + [f"- {k}: {v}" for k, v in entries.items()] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def add_commands(commands) -> None:
+    parser = commands.add_parser(
+        "bench", help="benchmarks: classifier latency, the app loop, training throughput, input-size sweep",
+        description="Each section runs in its own environment (edge: classifier, app; train: training, sweep) "
+                    "and writes OUT/bench.json and OUT/bench.md. Every figure is a median of repeated runs "
+                    "after warm-up. Without --sections, sections whose inputs or environment are missing are "
+                    "skipped with a note.")
+    parser.add_argument("--model", default=None, metavar="BUNDLE", help="model bundle (classifier, app)")
+    parser.add_argument("--clip", default=None, metavar="VIDEO|DIR",
+                        help="recorded clip for the app (a video, or a folder of photos made into a 640x480 clip)")
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="real images for the classifier (default: --data, else the clip's frames)")
+    parser.add_argument("--data", default=None, metavar="DIR", help="labelled images (training, sweep; classifier)")
+    parser.add_argument("--weights", default=None, metavar="H5", help="backbone weights file (training, sweep)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (app)")
+    parser.add_argument("--sections", default=None, metavar="LIST",
+                        help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run)")
+    parser.add_argument("--out", default="runs/bench", metavar="DIR", help="results folder (default runs/bench)")
+    parser.add_argument("--runs", type=int, default=None, metavar="N",
+                        help="timed repetitions per figure (classifier: calls, default 100; app: frames are the "
+                             "repetitions, this is ignored there)")
+    parser.add_argument("--warmup", type=int, default=None, metavar="N",
+                        help="untimed repetitions first (classifier: calls; app: first frames of each run)")
+    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+                        help="times each whole measurement is repeated, figures are medians over them (default 3)")
+    parser.add_argument("--quick", action="store_true", help="few repetitions: checks the plumbing, not a measurement")
+    parser.set_defaults(func=_run_bench_command)
+
+
+def _run_bench_command(args) -> int:
+    args.argv = sys.argv[sys.argv.index("bench") + 1:] if "bench" in sys.argv else []
+    for option in ("runs", "warmup", "repeats"):
+        value = getattr(args, option)
+        if value is not None and value < (0 if option == "warmup" else 1):
+            raise NslError(f"--{option} {value}: expected a whole number >= {0 if option == 'warmup' else 1}")
+    return run_bench(args)

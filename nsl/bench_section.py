@@ -1,0 +1,131 @@
+"""What every benchmark section shares: its command line, the machine it ran on, medians, its JSON file.
+
+A section is ``PYTHON -m <module> <section> --out SECTION.json [options]`` (see docs/ARCHITECTURE.md,
+"Benchmarks"); ``nsl bench`` runs it in its own environment and merges the files. Dependency-light (numpy
+only), so the edge and the train side both use it::
+
+    parser = section_parser("edge_app.bench", {"classifier": "...", "app": "..."})
+    parser.add_argument("--model")                      # the section's own options
+    args = parser.parse_args(argv)
+    ...
+    write_section(args.out, section(args.section, "Title", tables=[table(...)], notes=[...], raw={...},
+                                    packages=("onnxruntime", "ai-edge-litert")))
+
+``run_section(main, argv)`` turns an ``NslError`` into one stderr line and exit 2, as ``nsl`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nsl.errors import NslError
+from nsl.fileio import write_json
+
+log = logging.getLogger(__name__)
+
+
+def section_parser(module: str, sections: dict[str, str]) -> argparse.ArgumentParser:
+    """The options every section takes (``--runs``/``--warmup``/``--repeats`` default to the section's own)."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description="A section of nsl bench.")
+    parser.add_argument("section", choices=sorted(sections), help="; ".join(f"{k}: {v}" for k, v in sections.items()))
+    parser.add_argument("--out", required=True, metavar="SECTION.json", help="where to write the section's results")
+    parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed repetitions per figure")
+    parser.add_argument("--warmup", type=int, default=None, metavar="N", help="untimed repetitions first")
+    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+                        help="whole measurements repeated; each figure is the median over them")
+    parser.add_argument("--quick", action="store_true", help="few repetitions: a smoke run, not a measurement")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def positive(value: int | None, default: int, quick_default: int, quick: bool, name: str, minimum: int = 1) -> int:
+    """A repetition count: the user's (checked), else the section's default (smaller with --quick)."""
+    if value is None:
+        return quick_default if quick else default
+    if value < minimum:
+        raise NslError(f"--{name} {value}: expected a whole number >= {minimum}")
+    return value
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(packages: Sequence[str] = ()) -> dict:
+    """CPU, cores, memory, Python, OS, load at the start (a shared machine is noisy) and package versions."""
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version(), "platform": platform.platform(terse=True)}
+    try:
+        info["memory_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
+        info["load_1min_at_start"] = round(os.getloadavg()[0], 2)
+    except (OSError, ValueError, AttributeError):
+        pass
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    info["versions"] = versions
+    return info
+
+
+def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 90)) -> list[float]:
+    if len(values) == 0:
+        return [float("nan")] * len(qs)
+    return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
+
+
+def median(values: Sequence[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else None
+
+
+def table(caption: str, columns: Sequence[str], rows: Sequence[Sequence]) -> dict:
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(f"table {caption!r}: row {row!r} has {len(row)} cells, expected {len(columns)}")
+    return {"caption": caption, "columns": list(columns), "rows": [list(row) for row in rows]}
+
+
+def section(name: str, title: str, tables: list[dict], notes: list[str], raw: dict,
+            packages: Sequence[str] = ()) -> dict:
+    return {"section": name, "title": title, "machine": machine_info(packages), "tables": tables,
+            "notes": notes, "raw": raw}
+
+
+def write_section(path: str, data: dict) -> None:
+    write_json(path, data)
+
+
+def run_section(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Call a section's ``main``; a user mistake is one stderr line and exit 2 (a traceback with -v)."""
+    argv = sys.argv[1:] if argv is None else argv
+    verbose = "-v" in argv or "--verbose" in argv
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
+    name = next((a for a in argv if not a.startswith("-")), "section")
+    try:
+        return int(main(argv) or 0)
+    except NslError as err:
+        if verbose:
+            log.exception("error")
+        print(f"nsl bench {name}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nsl bench {name}: interrupted", file=sys.stderr)
+        return 130
