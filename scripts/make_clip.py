@@ -1,0 +1,64 @@
+"""Assemble a short 640x480 video from still images, for running the app on something recorded.
+
+``--roi-from-images``: each image is pasted into a fixed region (the region is printed, for ``nsl app --roi``),
+as the dataset's capture tool saw a hand; otherwise each image is letterboxed onto the whole frame (real photos,
+for the hand tracker). Runs in either environment (OpenCV only).
+Usage: python scripts/make_clip.py OUT.mp4 IMAGE... [--frames-per-image 6] [--roi-from-images]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edge_app.preprocess import read_image  # noqa: E402
+
+WIDTH, HEIGHT, ROI = 640, 480, (200, 120, 240, 240)
+
+
+def letterbox(image: np.ndarray) -> np.ndarray:
+    scale = min(WIDTH / image.shape[1], HEIGHT / image.shape[0])
+    resized = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)))
+    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    top, left = (HEIGHT - resized.shape[0]) // 2, (WIDTH - resized.shape[1]) // 2
+    frame[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
+    return frame
+
+
+def in_roi(image: np.ndarray) -> np.ndarray:
+    x, y, w, h = ROI
+    frame = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
+    frame[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out")
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--frames-per-image", type=int, default=6)
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("--roi-from-images", action="store_true")
+    args = parser.parse_args()
+    writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (WIDTH, HEIGHT))
+    if not writer.isOpened():
+        print(f"make_clip: cannot write {args.out}", file=sys.stderr)
+        return 1
+    place = in_roi if args.roi_from_images else letterbox
+    for path in args.images:
+        frame = cv2.cvtColor(place(read_image(path)), cv2.COLOR_RGB2BGR)
+        for _ in range(args.frames_per_image):
+            writer.write(frame)
+    writer.release()
+    if args.roi_from_images:
+        print(",".join(map(str, ROI)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
