@@ -31,16 +31,40 @@ class _Images(CalibrationDataReader):
         return None if image is None else {self._input_name: image[None].astype(np.float32)}
 
 
+class _RankOneWeights(logging.Filter):
+    """Counts (and drops) the quantizer's warning for each 1-D weight it cannot quantise per channel.
+
+    Such weights are the scale and shift of BatchNorm layers that tf2onnx left unfolded; onnxruntime quantises
+    them per tensor instead, which is correct, but it says so once per weight and use.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.names: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Axis ") and "is out-of-range for weight" in message:
+            self.names.add(message.split("'")[1] if "'" in message else message)
+            return False
+        return True
+
+
 @contextmanager
 def _quiet_root_logger():
     """onnxruntime's quantizer logs per-channel scale notes at INFO on the root logger: keep them out of the CLI."""
     root = logging.getLogger()
-    level = root.level
+    level, rank_one = root.level, _RankOneWeights()
     root.setLevel(max(level, logging.WARNING))
+    root.addFilter(rank_one)
     try:
         yield
     finally:
         root.setLevel(level)
+        root.removeFilter(rank_one)
+        if rank_one.names:
+            log.info("onnx int8: %d one-dimensional weights (unfolded BatchNorm) quantised per tensor",
+                     len(rank_one.names))
 
 
 def quantize_onnx(fp32_model: Path, out: Path, calibration: np.ndarray) -> Path:
