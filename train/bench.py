@@ -1,0 +1,217 @@
+"""Training benchmark sections of ``nsl bench`` (train environment): ``training`` and ``sweep``.
+
+    python -m train.bench training --out training.json [--data DIR] [--weights PATH|none] [--imgsz 224] [--quick]
+    python -m train.bench sweep --out sweep.json [--sizes 96,128,160,224] [--cache DIR] [--quick]
+
+``training``: the real ``tf.data`` training pipeline of train.pipeline (decode with the device's own crop
+function, cache, shuffle, augmentation) iterated alone, first epoch (files decoded) and cached epochs; then
+training steps of the classifier with the backbone frozen (head only) and unfrozen (all layers) on that same
+pipeline, so the notes can say which one limits training. Every figure is the median over repeats after
+warm-up. ``sweep`` (train.bench_sweep): one short training per input size, int8 export, accuracy and latency.
+The section JSON is described in docs/ARCHITECTURE.md ("Benchmarks").
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from nsl.bench_section import median, positive, run_section, section, section_parser, table, write_section
+from nsl.env import prepare_tensorflow
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DEFAULT_DATA = Path(os.environ.get("NSL_REAL_DATA", SHARED / "data")) / "asl_36"
+DEFAULT_WEIGHTS = Path(os.environ.get("NSL_WEIGHTS", SHARED / "weights")) / "mobilenet_v2_1.0_224_no_top.h5"
+PACKAGES = ("tensorflow", "tf_keras", "numpy")
+SECTIONS = {"training": "input pipeline images/s alone, and training images/s with the backbone frozen/unfrozen",
+            "sweep": "input-size sweep: a short training per size, int8 TFLite accuracy, latency and size"}
+CACHED_IMAGES = 512  # images per timed cached-pipeline measurement (whole passes)
+QUICK = {"imgsz": 48, "alpha": 0.35, "batch": 8, "steps": 3}  # --quick: a smoke run on tiny images
+
+
+def parse_args(argv):
+    parser = section_parser("train.bench", SECTIONS)
+    parser.add_argument("--data", help=f"labelled image folder (default {DEFAULT_DATA} when present)")
+    parser.add_argument("--weights", help="backbone weights: a Keras no-top file, imagenet or none "
+                                          "(default the shared MobileNetV2 file when present, else none)")
+    parser.add_argument("--labels", default="auto", help="nsl36 | auto (folder names, default) | labels CSV")
+    parser.add_argument("--imgsz", type=int, help="training: input size (default 224; --quick 48)")
+    parser.add_argument("--batch", type=int, help="batch size (default 32; --quick 8)")
+    parser.add_argument("--steps", type=int, help="training: timed steps per mode (default 8; --quick 3)")
+    parser.add_argument("--sizes", help="sweep: comma-separated input sizes (default 96,128,160,224)")
+    parser.add_argument("--epochs", type=int, help="sweep: epochs of every phase (default: the recipe's 3+3+4)")
+    parser.add_argument("--cache", help="sweep: folder of the runs and bundles, reused by a rerun "
+                                        "(default .cache/bench/sweep)")
+    return parser.parse_args(argv)
+
+
+def data_and_weights(args) -> tuple[Path, str]:
+    """The data folder and the weights setting, checked (one-line errors)."""
+    data = Path(args.data).expanduser() if args.data else DEFAULT_DATA
+    if not data.is_dir():
+        hint = "" if args.data else " (the default real photos are absent: pass --data DIR)"
+        raise NslError(f"--data {data}: no such folder{hint}")
+    weights = args.weights
+    if weights is None:
+        weights = str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.is_file() and not args.quick else "none"
+    elif weights not in ("imagenet", "none") and not Path(weights).is_file():
+        raise NslError(f"--weights {weights}: no such file (a Keras no-top weights file, imagenet or none)")
+    return data.resolve(), weights
+
+
+def base_config(args, data: Path, weights: str, imgsz: int, **extra) -> dict:
+    from nsl.config import resolve
+
+    updates = {"data": str(data), "weights": weights, "labels": args.labels, "imgsz": imgsz,
+               "batch": positive(args.batch, 32, QUICK["batch"], args.quick, "batch"), "tensorboard": False}
+    if args.quick:
+        updates["alpha"] = QUICK["alpha"]
+    return resolve(overrides={**updates, **extra})
+
+
+def images_per_second(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
+
+
+def time_pipeline(samples, config: dict, repeats: int, warmup: int) -> dict:
+    """Images/s of the training pipeline alone: first epoch (decode) and cached epochs, medians of repeats."""
+    import tensorflow as tf
+
+    from train.pipeline import make_dataset
+
+    first, cached = [], []
+    for index in range(warmup + repeats):
+        dataset = make_dataset(samples, config, training=True)  # a new in-memory cache: decoding again
+        rates = []
+        # the first pass decodes and fills the cache; the cached figure spans passes of >= CACHED_IMAGES images
+        # so a small split's per-pass costs (iterator, shuffle buffer) do not dominate it
+        for passes in (1, max(1, -(-CACHED_IMAGES // max(len(samples), 1)))):
+            start = time.perf_counter()  # counted inside the graph: no Python per batch, as when fit() consumes it
+            count = int(dataset.repeat(passes).reduce(0, lambda total, batch: total + tf.shape(batch[0])[0]))
+            rates.append(images_per_second(count, time.perf_counter() - start))
+        if index >= warmup:
+            first.append(rates[0])
+            cached.append(rates[1])
+    return {"first_epoch": first, "cached": cached, "images_per_epoch": len(samples)}
+
+
+class _StepTimer:
+    """Wall time of every training step (batch end to batch end, so waiting for data counts)."""
+
+    def __init__(self):
+        import tf_keras as keras
+
+        timer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                if batch == 0:
+                    timer.stamps.append(time.perf_counter())
+
+            def on_train_batch_end(self, batch, logs=None):
+                timer.stamps.append(time.perf_counter())
+
+        self.stamps: list[float] = []
+        self.callback = Callback()
+
+    def step_seconds(self) -> list[float]:
+        return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+
+
+def time_training(model, dataset, config: dict, trainable: str, steps: int, warmup: int) -> dict:
+    """Images/s of training steps with ``trainable`` ('none': backbone frozen, 'all': unfrozen)."""
+    from train.phases import Phase, apply_phase, freeze_bn_setting
+    from train.trainer import compile_for_phase
+
+    params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), freeze_bn_setting(config))
+    compile_for_phase(model, 1e-4)
+    timer = _StepTimer()
+    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
+    batch = int(config["batch"])
+    rates = [batch / s for s in timer.step_seconds()[warmup:]]
+    return {"images_per_s": rates, "trainable_params": int(params)}
+
+
+def training_section(args) -> dict:
+    """The ``training`` section: pipeline alone, then frozen and unfrozen training steps on it."""
+    data, weights = data_and_weights(args)
+    imgsz = positive(args.imgsz, 224, QUICK["imgsz"], args.quick, "imgsz", minimum=32)
+    steps = positive(args.steps, 8, QUICK["steps"], args.quick, "steps")
+    repeats = positive(args.repeats, 3, 2, args.quick, "repeats")
+    warmup = positive(args.warmup, 2, 1, args.quick, "warmup")
+    config = base_config(args, data, weights, imgsz)
+    prepare_tensorflow()
+    from train.model import build_classifier
+    from train.pipeline import make_dataset
+    from train.run import load_data, set_up_tensorflow
+
+    set_up_tensorflow(config)
+    labels, split = load_data(config)
+    train = split["train"]
+    log.info("training bench: %s, %d training images, %d px, batch %d, weights %s", data, len(train), imgsz,
+             config["batch"], weights)
+    pipeline = time_pipeline(train, config, repeats, min(warmup, 1))
+    model = build_classifier(config, len(labels))
+    dataset = make_dataset(train, config, training=True, repeat=True)
+    modes = {name: time_training(model, dataset, config, trainable, steps, warmup)
+             for name, trainable in (("frozen", "none"), ("unfrozen", "all"))}
+    return render_training(config, data, weights, len(labels), pipeline, modes, steps, warmup, repeats)
+
+
+def render_training(config, data, weights, classes, pipeline, modes, steps, warmup, repeats) -> dict:
+    first, cached = median(pipeline["first_epoch"]), median(pipeline["cached"])
+    frozen, unfrozen = median(modes["frozen"]["images_per_s"]), median(modes["unfrozen"]["images_per_s"])
+    what = (f"MobileNetV2 {config['alpha']} at {config['imgsz']} px, batch {config['batch']}, {classes} classes, "
+            f"{pipeline['images_per_epoch']} training images of {data.name}")
+    rows = [["input pipeline, first epoch (read + prepare + augment)", round(first, 1), "-"],
+            ["input pipeline, cached epochs (augment)", round(cached, 1), "-"],
+            ["training, backbone frozen (head only)", round(frozen, 1), modes["frozen"]["trainable_params"]],
+            ["training, backbone unfrozen (all layers)", round(unfrozen, 1), modes["unfrozen"]["trainable_params"]]]
+    notes = [f"{what}; weights {weights}.",
+             f"Medians: pipeline over {repeats} passes (each a fresh dataset: decode, then a cached pass); training "
+             f"over {steps} steps per mode after {warmup} warm-up steps (tracing).",
+             bottleneck_note(first, cached, frozen, unfrozen)]
+    raw = {"config": {k: config[k] for k in ("imgsz", "batch", "alpha", "backbone", "weights", "data")},
+           "pipeline": pipeline, "training": modes}
+    return section("training", "Training throughput", [table(what, ["what", "images/s", "trainable params"], rows)],
+                   notes, raw, packages=PACKAGES)
+
+
+def bottleneck_note(first: float, cached: float, frozen: float, unfrozen: float) -> str:
+    """Which stage limits training, from the measured rates (both share the same cores when training)."""
+    parts = []
+    for name, rate in (("frozen", frozen), ("unfrozen", unfrozen)):
+        if cached < rate:
+            parts.append(f"with the backbone {name} the input pipeline is the bottleneck even when cached "
+                         f"({cached:.0f} < {rate:.0f} images/s)")
+        elif first < rate:
+            parts.append(f"with the backbone {name} the first epoch is pipeline-bound ({first:.0f} < {rate:.0f} "
+                         f"images/s), later epochs model-bound (cache {cached / rate:.1f}x faster)")
+        else:
+            parts.append(f"with the backbone {name} the model is the bottleneck (the pipeline feeds "
+                         f"{first / rate:.1f}x its rate uncached, {cached / rate:.1f}x cached)")
+    return "Bottleneck: " + "; ".join(parts) + "."
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    prepare_tensorflow()  # before anything imports TensorFlow
+    if args.section == "training":
+        result = training_section(args)
+    else:
+        from train.bench_sweep import sweep_section
+
+        result = sweep_section(args)
+    write_section(args.out, result)
+    log.info("wrote %s", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_section(main))
