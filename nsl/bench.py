@@ -18,11 +18,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from nsl.bench_section import ERROR_FILE_ENV
 from nsl.env import EXTRA_MODULES
 from nsl.errors import NslError
 from nsl.fileio import write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
+WEIGHT_KEYWORDS = ("imagenet", "none")  # --weights: a file, or one of these (passed on as they are)
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,16 @@ def _section_command(python: str, name: str, out: Path, args) -> list[str]:
     for option in info.options:
         value = getattr(args, option, None)
         if value is not None:
-            cmd += [f"--{option.replace('_', '-')}", str(Path(value).resolve())]
+            keyword = option == "weights" and value in WEIGHT_KEYWORDS
+            cmd += [f"--{option.replace('_', '-')}", value if keyword else str(Path(value).resolve())]
     return cmd
 
 
-def _run(cmd: list[str]) -> tuple[int, str]:
-    """Run a section: stdout and stderr pass through (progress bars), the tail of stderr is kept."""
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=_child_env())
+def _run(cmd: list[str], error_file: Path) -> tuple[int, str]:
+    """Run a section: stdout and stderr pass through (progress bars), the tail of stderr is kept; a user
+    mistake's message arrives in ``error_file``."""
+    error_file.unlink(missing_ok=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**_child_env(), ERROR_FILE_ENV: str(error_file)})
     tail = b""
     while True:
         chunk = os.read(proc.stderr.fileno(), 4096)
@@ -115,7 +120,8 @@ def _check_inputs(args) -> None:
         raise NslError(f"--model {args.model}: not a model bundle ({what}; make one with 'nsl export RUN_DIR')")
     for option in ("clip", "images", "data", "weights", "hand_model"):
         value = getattr(args, option, None)
-        if value is not None and not Path(value).exists():
+        keyword = option == "weights" and value in WEIGHT_KEYWORDS
+        if value is not None and not keyword and not Path(value).exists():
             raise NslError(f"--{option.replace('_', '-')} {value}: no such file or folder")
 
 
@@ -160,9 +166,12 @@ def run_bench(args) -> int:
         section_json = parts / f"{name}.json"
         cmd = _section_command(python, name, section_json, args)
         print(f"== nsl bench: {name} ({info.extra} environment)", file=sys.stderr, flush=True)
-        code, tail = _run(cmd)
+        error_file = parts / f".{name}.error"
+        code, tail = _run(cmd, error_file)
         if code == 2:
-            raise NslError(_last_line(tail).split(": error: ", 1)[-1])
+            message = error_file.read_text(encoding="utf-8") if error_file.is_file() else _last_line(tail)
+            error_file.unlink(missing_ok=True)
+            raise NslError(message.strip())
         if code != 0 or not section_json.is_file():
             failed[name] = f"exit {code}: {_last_line(tail)}"
             continue
@@ -247,7 +256,8 @@ def add_commands(commands) -> None:
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="real images for the classifier (default: --data, else the clip's frames)")
     parser.add_argument("--data", default=None, metavar="DIR", help="labelled images (training, sweep; classifier)")
-    parser.add_argument("--weights", default=None, metavar="H5", help="backbone weights file (training, sweep)")
+    parser.add_argument("--weights", default=None, metavar="H5|imagenet|none",
+                        help="backbone weights: a Keras no-top file, imagenet or none (training, sweep)")
     parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (app)")
     parser.add_argument("--sections", default=None, metavar="LIST",
                         help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run)")

@@ -1,8 +1,8 @@
 """What every benchmark section shares: its command line, the machine it ran on, medians, its JSON file.
 
 A section is ``PYTHON -m <module> <section> --out SECTION.json [options]`` (see docs/ARCHITECTURE.md,
-"Benchmarks"); ``nsl bench`` runs it in its own environment and merges the files. Dependency-light (numpy
-only), so the edge and the train side both use it::
+"Benchmarks"); ``nsl bench`` runs it in its own environment and merges the files. Dependency-light (numpy,
+imported when used), so the edge and the train side both use it::
 
     parser = section_parser("edge_app.bench", {"classifier": "...", "app": "..."})
     parser.add_argument("--model")                      # the section's own options
@@ -11,7 +11,8 @@ only), so the edge and the train side both use it::
     write_section(args.out, section(args.section, "Title", tables=[table(...)], notes=[...], raw={...},
                                     packages=("onnxruntime", "ai-edge-litert")))
 
-``run_section(main, argv)`` turns an ``NslError`` into one stderr line and exit 2, as ``nsl`` does.
+``run_section(main, argv)`` turns an ``NslError`` into one stderr line and exit 2, as ``nsl`` does (run by
+``nsl bench``, the message goes to the file ``$NSL_BENCH_ERROR_FILE`` instead, and nsl bench prints the line).
 """
 
 from __future__ import annotations
@@ -21,15 +22,13 @@ import logging
 import os
 import platform
 import sys
-from importlib import metadata
 from typing import Callable, Sequence
 
-import numpy as np
-
 from nsl.errors import NslError
-from nsl.fileio import write_json
+from nsl.fileio import write_json, write_text
 
 log = logging.getLogger(__name__)
+ERROR_FILE_ENV = "NSL_BENCH_ERROR_FILE"  # set by nsl bench: a user mistake's message goes there, not to stderr
 
 
 def section_parser(module: str, sections: dict[str, str]) -> argparse.ArgumentParser:
@@ -75,6 +74,8 @@ def machine_info(packages: Sequence[str] = ()) -> dict:
         info["load_1min_at_start"] = round(os.getloadavg()[0], 2)
     except (OSError, ValueError, AttributeError):
         pass
+    from importlib import metadata
+
     versions = {}
     for name in packages:
         try:
@@ -86,12 +87,16 @@ def machine_info(packages: Sequence[str] = ()) -> dict:
 
 
 def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 90)) -> list[float]:
+    import numpy as np  # here, not at the top: nsl.bench (imported by every nsl command) imports this module
+
     if len(values) == 0:
         return [float("nan")] * len(qs)
     return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
 
 
 def median(values: Sequence[float]) -> float | None:
+    import numpy as np
+
     values = [v for v in values if v is not None]
     return float(np.median(values)) if values else None
 
@@ -124,7 +129,10 @@ def run_section(main: Callable[[list[str] | None], int], argv: list[str] | None 
     except NslError as err:
         if verbose:
             log.exception("error")
-        print(f"nsl bench {name}: error: {err}", file=sys.stderr)
+        if os.environ.get(ERROR_FILE_ENV):  # run by nsl bench, which prints the one line itself
+            write_text(os.environ[ERROR_FILE_ENV], str(err))
+        else:
+            print(f"nsl bench {name}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nsl bench {name}: interrupted", file=sys.stderr)

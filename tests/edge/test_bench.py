@@ -1,0 +1,100 @@
+"""nsl bench, edge sections: a quick run on the tiny bundle and a clip of real photos (classifier + app).
+
+Plumbing and consistency only: every file x runtime x thread-count row is there, figures are positive, p50 <=
+p90, the fp32 TFLite row is the ratio's reference; no assertion on speed (a shared 2-core machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.conftest import env_python, real_data, run_nsl
+from tests.edge.conftest import error_line
+
+pytestmark = [pytest.mark.edge, pytest.mark.real_data]
+STAGES = ["capture", "hands", "crop", "classify", "draw", "other", "frame"]
+
+
+@pytest.fixture(scope="module")
+def bench(tiny_bundle, hand_model, tmp_path_factory):
+    photos = real_data("hands_natural")
+    out = tmp_path_factory.mktemp("bench")
+    run_nsl("bench", "--model", tiny_bundle, "--clip", photos, "--hand-model", hand_model,
+            "--sections", "classifier,app", "--quick", "--out", out, python=env_python("edge"), timeout=300)
+    return json.loads((out / "bench.json").read_text(encoding="utf-8")), (out / "bench.md").read_text(), tiny_bundle
+
+
+def rows_of(table: dict) -> list[dict]:
+    return [dict(zip(table["columns"], row)) for row in table["rows"]]
+
+
+def test_merged_results_name_both_sections(bench):
+    merged, markdown, _ = bench
+    assert list(merged["sections"]) == ["classifier", "app"]
+    assert merged["skipped"] == {} and merged["failed"] == {}
+    assert merged["command"].startswith("nsl bench --model")
+    for data in merged["sections"].values():
+        assert data["machine"]["cores"] == os.cpu_count()
+        assert data["machine"]["versions"]["onnxruntime"] and data["machine"]["versions"]["ai-edge-litert"]
+        assert f"## {data['title']}" in markdown
+        for table in data["tables"]:
+            assert f"*{table['caption']}*" in markdown
+            assert "| " + " | ".join(table["columns"]) + " |" in markdown
+            assert "median of" in table["caption"] or "median over" in table["caption"]
+
+
+def test_classifier_rows_cover_every_file_runtime_and_thread_count(bench):
+    merged, _, bundle = bench
+    metadata = json.loads((bundle / "metadata.json").read_text(encoding="utf-8"))
+    rows = rows_of(merged["sections"]["classifier"]["tables"][0])
+    threads = sorted({1, os.cpu_count()})
+    assert sorted((r["file"], r["threads"]) for r in rows) == sorted((f, t) for f in metadata["files"] for t in threads)
+    for row in rows:
+        assert row["runtime"] == ("onnxruntime" if row["file"].endswith(".onnx") else "ai-edge-litert")
+        assert 0 < row["p50 ms"] <= row["p90 ms"]
+        assert row["images/s"] > 0 and row["ratio to fp32 TFLite"] > 0 and row["size MB"] > 0
+        if row["file"] == "model_fp32.tflite":
+            assert row["ratio to fp32 TFLite"] == 1.0
+    raw = merged["sections"]["classifier"]["raw"]
+    assert raw["repeats"] == 1 and raw["runs"] == 10 and "hands_natural" in raw["images"]
+
+
+def test_app_rows_per_backend_and_output_with_consistent_stages(bench):
+    merged, _, _ = bench
+    loop, p50s, p90s, goal = merged["sections"]["app"]["tables"]
+    configs = [("tflite", "headless"), ("tflite", "drawing + video"), ("onnx", "headless"), ("onnx", "drawing + video")]
+    assert [(r["backend"], r["output"]) for r in rows_of(loop)] == configs
+    for row in rows_of(loop):
+        assert row["frames/s"] > 0 and 0 < row["frame p50 ms"] <= row["frame p90 ms"] and row["peak RSS MB"] > 50
+        assert row["model file"] == f"model_int8.{row['backend']}"
+        assert row["frames with a hand"] > 0.5  # real photos: the tracker finds most hands
+    for low, high in zip(rows_of(p50s), rows_of(p90s)):
+        for stage in STAGES + ["classifier model"]:
+            assert 0 <= low[stage] <= high[stage], (stage, low, high)
+        assert low["hands"] > 0 and low["classifier model"] > 0
+        assert (low["draw"] > 0.1) == (low["output"] == "drawing + video")  # drawing is measured only when on
+    for row in rows_of(goal):
+        outside = row["outside models mean"]
+        assert outside > 0 and row[next(c for c in row if c.startswith("<"))] == ("pass" if outside < 3 else "fail")
+        assert row["frame rate bound by"] in ("hand tracker", "classifier")
+    notes = merged["sections"]["app"]["notes"]
+    assert sum(("pass" in n or "fail" in n) for n in notes) == 4
+
+
+def test_bad_input_is_one_line_and_exit_2(tiny_bundle, tmp_path):
+    edge = env_python("edge")
+    cases = [
+        (["--model", tmp_path / "nope", "--sections", "classifier"], "not a model bundle"),
+        (["--model", tiny_bundle, "--sections", "classifier,gpu"], "unknown section gpu"),
+        (["--model", tiny_bundle, "--sections", "app"], "needs --clip"),
+        (["--model", tiny_bundle, "--clip", tiny_bundle / "metadata.json", "--sections", "app", "--quick"],
+         "expected a video file"),
+        (["--model", tiny_bundle, "--images", tmp_path, "--sections", "classifier", "--runs", "0"], "--runs 0"),
+    ]
+    for args, expected in cases:
+        proc = run_nsl("bench", *args, "--out", tmp_path / "out", python=edge, check=False, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        line = error_line(proc)
+        assert line.startswith("nsl bench: error: ") and expected in line, line
