@@ -26,7 +26,11 @@ TRAINED_RECIPE = {"imgsz": 64, "alpha": 1.0, "weights": str(PRETRAINED), "steps_
                   "phases": "[{name: head, epochs: 8, lr: 0.003, trainable: none}]"}
 # 6 classes x 10 images x 2 subsets: 84 train / 18 test images. One test image is 5.6 points of top-1, so the
 # bundle's gate runs at 25 points (about 4 images); the gate's exact boundary is tested on the measured figures.
-EXPORT_ARGS = ["--int8", "--fp16", "--qat", "1", "--calib", "48", "--max-drop", "25", "--latency-runs", "3"]
+# --allow-drop: one epoch of QAT on 84 images has once converted to a QAT int8 file 28 points below float (PTQ
+# files were fine); the fixture must not depend on that. The gate's record is checked in test_metadata_round_trips
+# and the post-training files' agreement in test_int8_agrees_with_keras_on_the_test_split.
+EXPORT_ARGS = ["--int8", "--fp16", "--qat", "1", "--calib", "48", "--max-drop", "25", "--allow-drop",
+               "--latency-runs", "3"]
 
 
 def is_trained() -> bool:
