@@ -176,11 +176,21 @@ def render_training(config, data, weights, classes, pipeline, modes, steps, warm
     notes = [f"{what}; weights {weights}.",
              f"Medians: pipeline over {repeats} passes (each a fresh dataset: decode, then a cached pass); training "
              f"over {steps} steps per mode after {warmup} warm-up steps (tracing).",
-             bottleneck_note(first, cached, frozen, unfrozen)]
+             f"Unfrozen: every layer trainable, BatchNorm {bn_state(config)}, as nsl train does with these "
+             "weights. Frozen: the head only.",
+             bottleneck_note(first, cached, frozen, unfrozen) + " When training, the pipeline and the model share "
+             "the same cores, so each rate here is an upper bound for that stage."]
     raw = {"config": {k: config[k] for k in ("imgsz", "batch", "alpha", "backbone", "weights", "data")},
            "pipeline": pipeline, "training": modes}
     return section("training", "Training throughput", [table(what, ["what", "images/s", "trainable params"], rows)],
                    notes, raw, packages=PACKAGES)
+
+
+def bn_state(config: dict) -> str:
+    from train.phases import freeze_bn_setting
+
+    return ("kept frozen in inference mode (freeze_bn auto, pretrained weights)" if freeze_bn_setting(config)
+            else "training too (freeze_bn auto, random weights)")
 
 
 def bottleneck_note(first: float, cached: float, frozen: float, unfrozen: float) -> str:
