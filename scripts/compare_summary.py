@@ -159,6 +159,15 @@ def stopped_early(groups: dict[str, list[dict]]) -> str:
     return f"{len(short)} of the {len(rows)} runs ({', '.join(short)})" if short else ""
 
 
+def budget_note(groups: dict[str, list[dict]]) -> str:
+    budgets = {entries[0]["epoch_budget"] for entries in groups.values()}
+    if len(budgets) > 1:
+        return ("Groups with the same weights and input size but different budgets show how the ranking moves "
+                "with the budget; only those pairs isolate it.")
+    return ("A longer budget may rank the strategies differently: docs/TRAINING.md has one 20-epoch run at 128 px "
+            "(ImageNet weights, one seed) in which the single phase came out ahead.")
+
+
 def render(groups: dict[str, list[dict]], verdicts: dict[str, dict], command: str, machine: str) -> str:
     first = next(iter(groups.values()))[0]
     n_test = _test_size(first)
@@ -171,6 +180,10 @@ def render(groups: dict[str, list[dict]], verdicts: dict[str, dict], command: st
              *[f"- {label}: progressive = {entries[0]['recipe']}." for label, entries in groups.items()], "",
              f"Machine: {machine}. Generated {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}.", "",
              "## Result", ""]
+    clear = {label: v["leader"] for label, v in verdicts.items() if v["clear"]}
+    if len(set(clear.values())) > 1:
+        lines += ["No single winner: the strategy ahead on every seed changes with the setting ("
+                  + "; ".join(f"{leader} with {label}" for label, leader in clear.items()) + ").", ""]
     for label, verdict_ in verdicts.items():
         lines.append(f"- **{label}**: {verdict_['text']}")
     for label, entries in groups.items():
@@ -188,8 +201,7 @@ def render(groups: dict[str, list[dict]], verdicts: dict[str, dict], command: st
               "training strategies on real photos, it is not an NSL accuracy figure.",
               f"- Short budgets: {still_improving(groups)} had their best "
               "validation loss in their last epoch, i.e. were still improving when the budget ran out (see the "
-              "curves). A longer budget may rank the strategies differently: docs/TRAINING.md has one 20-epoch "
-              "run at 128 px (ImageNet weights, one seed) in which the single phase came out ahead.",
+              "curves). " + budget_note(groups),
               *([f"- Early stopping (patience 5 on validation loss) ended {stopped} before the budget."]
                 if (stopped := stopped_early(groups)) else []),
               "- Wall times are on a shared machine (other jobs ran beside some runs) and include the first "
