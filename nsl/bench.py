@@ -15,6 +15,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +96,6 @@ def _section_command(python: str, name: str, out: Path, args) -> list[str]:
 def _run(cmd: list[str], error_file: Path) -> tuple[int, str]:
     """Run a section: stdout and stderr pass through (progress bars), the tail of stderr is kept; a user
     mistake's message arrives in ``error_file``."""
-    error_file.unlink(missing_ok=True)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**_child_env(), ERROR_FILE_ENV: str(error_file)})
     tail = b""
     while True:
@@ -136,51 +136,54 @@ def _plan(args) -> tuple[list[str], bool]:
     return list(dict.fromkeys(names)), True
 
 
+def _section(name: str, args, explicit: bool, pythons: dict, parts: Path) -> tuple[str, object]:
+    """Run one section -> ("ok", its JSON) | ("skipped", why) | ("failed", why); user mistakes raise."""
+    info = SECTIONS[name]
+    missing = [f"--{n.replace('_', '-')}" for n in info.needs if getattr(args, n, None) is None]
+    if name == "classifier" and not (args.images or args.data or args.clip):
+        missing.append("--images, --data or --clip (real images to classify)")
+    if missing:
+        if explicit:
+            raise NslError(f"section {name} needs {' and '.join(missing)}")
+        return "skipped", f"not run: needs {' and '.join(missing)}"
+    key = (info.extra, info.module)
+    if key not in pythons:
+        pythons[key] = find_python(*key)
+    python, why = pythons[key]
+    if python is None:
+        message = (f"section {name} needs the {info.extra} environment with {info.module} ({why}): "
+                   f"pip install 'nsl-edge[{info.extra}]', or set NSL_{info.extra.upper()}_PYTHON")
+        if explicit:
+            raise NslError(message)
+        return "skipped", message
+    section_json, error_file = parts / f"{name}.json", parts / f"{name}.error"
+    print(f"== nsl bench: {name} ({info.extra} environment)", file=sys.stderr, flush=True)
+    code, tail = _run(_section_command(python, name, section_json, args), error_file)
+    if code == 2:
+        raise NslError((error_file.read_text(encoding="utf-8") if error_file.is_file() else _last_line(tail)).strip())
+    if code != 0 or not section_json.is_file():
+        return "failed", f"exit {code}: {_last_line(tail)}"
+    return "ok", json.loads(section_json.read_text(encoding="utf-8"))
+
+
 def run_bench(args) -> int:
     names, explicit = _plan(args)
     _check_inputs(args)
     out = Path(args.out)
-    parts = out / "sections"
-    results, skipped, failed, pythons = {}, {}, {}, {}
-    for name in names:
-        info = SECTIONS[name]
-        missing = [f"--{n.replace('_', '-')}" for n in info.needs if getattr(args, n, None) is None]
-        if name == "classifier" and not (args.images or args.data or args.clip):
-            missing.append("--images, --data or --clip (real images to classify)")
-        if missing:
-            if explicit:
-                raise NslError(f"section {name} needs {' and '.join(missing)}")
-            skipped[name] = f"not run: needs {' and '.join(missing)}"
-            continue
-        key = (info.extra, info.module)
-        if key not in pythons:
-            pythons[key] = find_python(*key)
-        python, why = pythons[key]
-        if python is None:
-            message = (f"section {name} needs the {info.extra} environment with {info.module} ({why}): "
-                       f"pip install 'nsl-edge[{info.extra}]', or set NSL_{info.extra.upper()}_PYTHON")
-            if explicit:
-                raise NslError(message)
-            skipped[name] = message
-            continue
-        section_json = parts / f"{name}.json"
-        cmd = _section_command(python, name, section_json, args)
-        print(f"== nsl bench: {name} ({info.extra} environment)", file=sys.stderr, flush=True)
-        error_file = parts / f".{name}.error"
-        code, tail = _run(cmd, error_file)
-        if code == 2:
-            message = error_file.read_text(encoding="utf-8") if error_file.is_file() else _last_line(tail)
-            error_file.unlink(missing_ok=True)
-            raise NslError(message.strip())
-        if code != 0 or not section_json.is_file():
-            failed[name] = f"exit {code}: {_last_line(tail)}"
-            continue
-        results[name] = json.loads(section_json.read_text(encoding="utf-8"))
+    out.mkdir(parents=True, exist_ok=True)
+    found: dict[str, dict] = {"ok": {}, "skipped": {}, "failed": {}}
+    pythons: dict = {}
+    with tempfile.TemporaryDirectory(prefix=".sections-", dir=out) as parts:  # merged into bench.json, then gone
+        for name in names:
+            status, value = _section(name, args, explicit, pythons, Path(parts))
+            found[status][name] = value
     merged = {"created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "command": "nsl bench " + " ".join(shlex.quote(a) for a in args.argv),
-              "git_commit": _git_commit(), "sections": results, "skipped": skipped, "failed": failed}
+              "git_commit": _git_commit(), "sections": found["ok"], "skipped": found["skipped"],
+              "failed": found["failed"]}
     write_json(out / "bench.json", merged)
     write_text(out / "bench.md", render_markdown(merged))
+    skipped, failed = found["skipped"], found["failed"]
     print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}"
           + (f" (skipped: {', '.join(skipped)})" if skipped else ""), file=sys.stderr)
     if failed:
