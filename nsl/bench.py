@@ -252,7 +252,9 @@ def add_commands(commands) -> None:
         description="Each section runs in its own environment (edge: classifier, app; train: training, sweep) "
                     "and writes OUT/bench.json and OUT/bench.md. Every figure is a median of repeated runs "
                     "after warm-up. Without --sections, sections whose inputs or environment are missing are "
-                    "skipped with a note.")
+                    "skipped with a note.",
+        epilog="e.g. nsl bench --model runs/exp/bundle --clip PHOTO_DIR --sections classifier,app --quick; "
+               "this machine's results: bash scripts/bench.sh (benchmarks/README.md)")
     parser.add_argument("--model", default=None, metavar="BUNDLE", help="model bundle (classifier, app)")
     parser.add_argument("--clip", default=None, metavar="VIDEO|DIR",
                         help="recorded clip for the app (a video, or a folder of photos made into a 640x480 clip)")
@@ -266,8 +268,8 @@ def add_commands(commands) -> None:
                         help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run)")
     parser.add_argument("--out", default="runs/bench", metavar="DIR", help="results folder (default runs/bench)")
     parser.add_argument("--runs", type=int, default=None, metavar="N",
-                        help="timed repetitions per figure (classifier: calls, default 100; app: frames are the "
-                             "repetitions, this is ignored there)")
+                        help="timed repetitions per figure (classifier: calls, default 100; sweep: latency calls; "
+                             "app: ignored, its frames are the repetitions)")
     parser.add_argument("--warmup", type=int, default=None, metavar="N",
                         help="untimed repetitions first (classifier: calls; app: first frames of each run)")
     parser.add_argument("--repeats", type=int, default=None, metavar="N",
