@@ -123,9 +123,13 @@ def plot_curves(groups: dict[str, list[dict]], out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(groups), figsize=(6 * len(groups), 4), squeeze=False)
+    cols = min(2, len(groups))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 4 * rows), squeeze=False)
     colours = {"progressive": "tab:blue", "single": "tab:orange"}
-    for ax, (label, entries) in zip(axes[0], groups.items()):
+    for ax in axes.flat[len(groups):]:
+        ax.axis("off")
+    for ax, (label, entries) in zip(axes.flat, groups.items()):
         for name in STRATEGIES:
             for i, entry in enumerate(entries):
                 history = entry["curves"][name]
