@@ -36,7 +36,28 @@ def build_classifier(config: dict, num_classes: int, dropout: float | None = Non
     x = keras.layers.GlobalAveragePooling2D(name="pool")(features.output)
     x = keras.layers.Dropout(config["dropout"] if dropout is None else dropout, name="dropout")(x)
     out = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=OUTPUT_NAME)(x)
-    return keras.Model(image, out, name=f"nsl_{backbone.name}")
+    model = keras.Model(image, out, name=f"nsl_{backbone.name}")
+    momentum = bn_momentum(config)
+    if momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = momentum
+    return model
+
+
+def bn_momentum(config: dict) -> float | None:
+    """The BatchNorm momentum to set, or None to keep the backbone's own (0.999 in the Keras MobileNets).
+
+    From random weights the moving statistics start at mean 0, variance 1 and must catch up with the real ones;
+    at 0.999 that takes thousands of steps, and until then inference (validation, export) sees constant outputs
+    while training accuracy climbs. ``auto`` (null) uses 0.9 for weights=none and keeps pretrained statistics.
+    """
+    value = config.get("bn_momentum")
+    if value is None:
+        return 0.9 if str(config["weights"]) == "none" else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"config key 'bn_momentum': expected a number between 0 and 1 or null (auto), got {value!r}")
+    return float(value)
 
 
 def _build_backbone(backbone: Backbone, x, alpha: float, weights: str):

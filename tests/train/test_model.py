@@ -93,3 +93,22 @@ def test_mixed_precision_model_is_saved_as_float32():
     assert all(layer.compute_dtype == "float32" for layer in clean.layers if layer.weights)
     images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
     np.testing.assert_allclose(clean(images).numpy(), mixed(images).numpy(), atol=2e-2)
+
+
+def _bn_momenta(model) -> set[float]:
+    return {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+
+
+def test_batchnorm_momentum_settles_fast_from_random_weights():
+    """From random weights the Keras MobileNets' 0.999 leaves the moving statistics at their initial values for
+    thousands of steps: a demo run on 2,016 images then validated at exactly chance while training accuracy rose."""
+    assert _bn_momenta(build_classifier(_config(), 5)) == {0.9}
+    assert _bn_momenta(build_classifier(_config(bn_momentum=0.95), 5)) == {0.95}
+    with pytest.raises(NslError, match="bn_momentum"):
+        build_classifier(_config(bn_momentum=1.5), 5)
+
+
+@pytest.mark.skipif(not SHARED_WEIGHTS.is_file(), reason=f"no ImageNet weights file at {SHARED_WEIGHTS}")
+def test_pretrained_backbones_keep_their_batchnorm_momentum():
+    model = build_classifier(_config(imgsz=96, alpha=1.0, weights=str(SHARED_WEIGHTS)), 5)
+    assert _bn_momenta(model) == {0.999}
