@@ -96,6 +96,7 @@ class App:
         self.tracker_name = f"fixed region {options.roi}" if roi else f"MediaPipe VIDEO mode ({hand_model.name})"
         self.timer = StageTimer()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+        self.stop = threading.Event()  # set by SIGTERM / the first Ctrl-C: the loop ends at a frame boundary
         self.json = JsonLines(options.json) if options.json else None
         self.recorder = VideoRecorder(options.output, getattr(self.source.reader, "fps", 30.0)) if options.output else None
         self.window = None if options.headless else Window()
@@ -192,7 +193,7 @@ class App:
     def _loop(self) -> None:
         limit = self.options.max_frames
         pending, tracked, action = None, 0, None
-        while action != "quit" and (limit is None or tracked < limit):
+        while action != "quit" and not self.stop.is_set() and (limit is None or tracked < limit):
             with self.timer.stage("capture"):
                 frame = self.source.next_frame(timeout=0.2)
             if frame is None:
@@ -212,13 +213,15 @@ class App:
         """Run until the source ends, ``max_frames`` frames, q, Ctrl-C or SIGTERM; returns the summary."""
         self.source.start()
         self.timer.start()
-        with _sigterm_as_interrupt():
+        with _stop_on_signals(self.stop):
             try:
                 self._loop()
-            except KeyboardInterrupt:
-                log.info("interrupted: stopping")
+            except KeyboardInterrupt:  # a second Ctrl-C: at once, even mid-frame
+                log.info("interrupted: stopping now")
             finally:
                 self.close()
+        if self.stop.is_set():
+            log.info("stop requested: stopped after the frame in progress")
         summary = self.summary()
         if self.json:
             self.json.write({"summary": summary})
@@ -245,19 +248,24 @@ class App:
 
 
 @contextmanager
-def _sigterm_as_interrupt():
-    """A service manager's SIGTERM ends the loop like Ctrl-C, so the summary is still written."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
+def _stop_on_signals(stop: threading.Event):
+    """A service manager's SIGTERM and the first Ctrl-C set ``stop``: the loop finishes the frame in progress,
+    so every counted frame has its JSON line and the summary follows. (Raising from the handler instead could
+    land between a frame's timing and its line.) A second Ctrl-C interrupts at once."""
+    def request_stop(signum, frame):
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_app(options: AppOptions, source: FrameSource | None = None) -> dict:

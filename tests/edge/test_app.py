@@ -181,8 +181,10 @@ def test_cli_errors_are_one_line(tiny_bundle, tmp_path):
     assert proc.returncode == 2 and "sha256" in error_line(proc)
 
 
-def test_sigterm_ends_the_loop_with_a_summary(tiny_bundle, clip, tmp_path):
-    """A service manager stops the app with SIGTERM: the JSON stream still ends with the summary."""
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_sigterm_ends_the_loop_with_a_summary(stop_signal, tiny_bundle, clip, tmp_path):
+    """A service manager stops the app with SIGTERM (a user with Ctrl-C): the frame in progress is finished, so
+    every counted frame has its JSON line, and the stream ends with the summary."""
     long_clip = tmp_path / "long.avi"
     capture = cv2.VideoCapture(str(clip))
     ok, frame = capture.read()
@@ -195,7 +197,7 @@ def test_sigterm_ends_the_loop_with_a_summary(tiny_bundle, clip, tmp_path):
            "--roi", "100,100,300,300", "--headless", "--json", "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     first = proc.stdout.readline()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop_signal)
     rest, _ = proc.communicate(timeout=60)
     lines = [json.loads(line) for line in (first + rest).splitlines()]
     assert proc.returncode == 0 and "summary" in lines[-1]
