@@ -195,13 +195,14 @@ def test_sigterm_ends_the_loop_with_a_summary(stop_signal, tiny_bundle, clip, tm
     writer.release()
     cmd = [sys.executable, "-m", "nsl", "app", "--model", str(tiny_bundle), "--source", str(long_clip),
            "--roi", "100,100,300,300", "--headless", "--json", "-"]
-    # stderr to a file, not a second pipe: with two pipes communicate() reads the raw file descriptors and loses
-    # the lines readline() has already buffered ahead; with one pipe it reads through that same buffer
+    # The rest is read through the same file object: communicate(timeout=...) reads the raw file descriptor and
+    # loses the lines readline() has already buffered ahead. stderr goes to a file so no second pipe can fill up.
     with open(tmp_path / "stderr.txt", "w") as stderr:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
         first = proc.stdout.readline()
         proc.send_signal(stop_signal)
-        rest, _ = proc.communicate(timeout=60)
+        rest = proc.stdout.read()
+        proc.wait(timeout=60)
     lines = [json.loads(line) for line in (first + rest).splitlines()]
     assert proc.returncode == 0 and "summary" in lines[-1]
     assert lines[-1]["summary"]["frames"] == len(lines) - 1 < 600
