@@ -46,9 +46,10 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
         for prefix, style in (("", "-o"), ("val_", "-s")):
             values = [entry.get(prefix + metric, np.nan) for entry in history]
             ax.plot(epochs, values, style, markersize=3, label=f"{'val' if prefix else 'train'} {metric}")
-        for start, name in phase_boundaries(history):
+        for order, (start, name) in enumerate(phase_boundaries(history)):
             ax.axvline(start - 0.5, color="grey", linestyle="--", linewidth=0.8)
-            ax.annotate(name, (start - 0.4, 1.0), xycoords=("data", "axes fraction"), va="top", fontsize=8)
+            height = 0.99 - 0.06 * (order % 3)  # staggered: one-epoch phases sit side by side
+            ax.annotate(name, (start - 0.4, height), xycoords=("data", "axes fraction"), va="top", fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend(fontsize=8)
