@@ -11,6 +11,18 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: Path, directory: bool) -> None:
+    """mkstemp/mkdtemp make private (0600/0700) entries; give the result the mode a plain open/mkdir would, so a
+    bundle copied to a device or mounted into a container stays readable by its other users."""
+    path.chmod((0o777 if directory else 0o666) & ~_umask())
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
@@ -19,6 +31,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    _default_mode(tmp_path, directory=False)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
@@ -50,6 +63,7 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _default_mode(tmp, directory=True)
     try:
         yield tmp
         if path.exists() and force:

@@ -26,3 +26,20 @@ def test_atomic_dir_appears_whole_or_not_at_all(tmp_path):
         (tmp / "model.bin").write_bytes(b"2")
     assert (target / "model.bin").read_bytes() == b"2"
     assert [p.name for p in tmp_path.iterdir()] == ["bundle"]
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    """mkstemp/mkdtemp make 0600/0700 entries: a bundle copied to a device or mounted into a container for
+    another user would be unreadable. Atomic outputs get what open()/mkdir() give under the umask."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "meta.json", {})
+        with atomic_dir(tmp_path / "bundle") as tmp:
+            write_json(tmp / "metadata.json", {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "meta.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "bundle").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "bundle" / "metadata.json").stat().st_mode & 0o777 == 0o644
