@@ -172,6 +172,40 @@ def budget_note(groups: dict[str, list[dict]]) -> str:
             "(ImageNet weights, one seed) in which the single phase came out ahead.")
 
 
+BN_FIX_COMMIT = "1f504f9"  # "BatchNorm momentum 0.9 when the backbone starts from random weights"
+
+
+def bn_fix_note(groups: dict[str, list[dict]]) -> str:
+    """Caveat on the weights-none rows: measured with the BatchNorm fix or not, and what the fixed runs show.
+
+    Runs made before the fix have no ``bn_momentum`` key in their saved config.yaml (the key came with it).
+    Returns '' when no group starts from random weights."""
+    none = [entry for entries in groups.values() for entry in entries if entry["weights"] == "none"]
+    if not none:
+        return ""
+    bug = ("the Keras MobileNets' BatchNorm momentum 0.999 left the moving statistics at their initial values, so "
+           "validation and test could sit at chance whatever the training did")
+    runs = [Path(entry["runs"][name]["run"]) for entry in none for name in STRATEGIES]
+    if not all("bn_momentum" in (_config_of(run / "config.yaml") or {}) for run in runs):
+        return (f"- **The weights-none runs predate commit {BN_FIX_COMMIT}** (BatchNorm momentum 0.9 from random "
+                f"weights): {bug}. Their figures are not valid; delete those run folders and rerun.")
+    chance = 1 / _classes(none[0])
+    top1 = max(statistics.fmean(e["runs"][name]["test_top1"] for e in none) for name in STRATEGIES)
+    train_acc = max(h["accuracy"] for e in none for name in STRATEGIES for h in e["curves"][name])
+    budget = "/".join(str(b) for b in sorted({e["epoch_budget"] for e in none}))
+    note = (f"- The weights-none rows were remeasured after commit {BN_FIX_COMMIT} (BatchNorm momentum 0.9 from "
+            f"random weights): the none figures published before it (both strategies at chance) were measured "
+            f"with a bug, {bug}. ")
+    if top1 < 2 * chance:
+        note += (f"With the fix they are still at chance, and so is training accuracy (at most {train_acc:.3f} in "
+                 f"any epoch of any run): with {budget} epochs at these learning rates random weights learn nothing, "
+                 f"bug or not; the at-chance result stands.")
+    else:
+        note += (f"With the fix they learn (best mean test top-1 {top1:.3f}, chance {chance:.3f}): the earlier "
+                 f"at-chance figures were the bug's.")
+    return note
+
+
 def render(groups: dict[str, list[dict]], verdicts: dict[str, dict], command: str, machine: str) -> str:
     first = next(iter(groups.values()))[0]
     n_test = _test_size(first)
@@ -206,6 +240,7 @@ def render(groups: dict[str, list[dict]], verdicts: dict[str, dict], command: st
               f"- Short budgets: {still_improving(groups)} had their best "
               "validation loss in their last epoch, i.e. were still improving when the budget ran out (see the "
               "curves). " + budget_note(groups),
+              *([note] if (note := bn_fix_note(groups)) else []),
               *([f"- Early stopping (patience 5 on validation loss) ended {stopped} before the budget."]
                 if (stopped := stopped_early(groups)) else []),
               "- Wall times are on a shared machine (other jobs ran beside some runs) and include the first "
