@@ -26,40 +26,21 @@ from tqdm import tqdm
 
 from edge_app.bench import PACKAGES, sample
 from edge_app.bundle import open_bundle
+from edge_app.clips import letterbox, write_clip
 from edge_app.predict import collect_images
 from edge_app.preprocess import read_image
 from nsl.bench_section import median, percentiles, positive, section, table
 from nsl.errors import NslError
 
-WIDTH, HEIGHT = 640, 480
 STAGES = ("capture", "hands", "crop", "classify", "draw", "other", "frame")
 GOAL_MS = 3.0
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
-def letterbox(image: np.ndarray) -> np.ndarray:
-    """An RGB image scaled into a black 640x480 frame, aspect kept."""
-    scale = min(WIDTH / image.shape[1], HEIGHT / image.shape[0])
-    resized = cv2.resize(image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
-                         interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    top, left = (HEIGHT - resized.shape[0]) // 2, (WIDTH - resized.shape[1]) // 2
-    frame[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
-    return frame
-
-
 def make_clip(folder: Path, out: Path, images: int, frames_per_image: int) -> Path:
     """A 640x480 mp4 of photos from ``folder`` (spread over it), each held ``frames_per_image`` frames."""
     paths = sample(collect_images([folder]), images)
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 15.0, (WIDTH, HEIGHT))
-    if not writer.isOpened():
-        raise NslError(f"{out}: OpenCV cannot write this video file")
-    for path in paths:
-        frame = cv2.cvtColor(letterbox(read_image(path)), cv2.COLOR_RGB2BGR)
-        for _ in range(frames_per_image):
-            writer.write(frame)
-    writer.release()
-    return out
+    return write_clip((letterbox(read_image(path)) for path in paths), out, frames_per_image)
 
 
 def clip_info(path: Path) -> dict:

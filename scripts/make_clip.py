@@ -16,21 +16,15 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edge_app.clips import HEIGHT, WIDTH, letterbox, write_clip  # noqa: E402
 from edge_app.preprocess import read_image  # noqa: E402
+from nsl.errors import NslError  # noqa: E402
 
-WIDTH, HEIGHT, ROI = 640, 480, (200, 120, 240, 240)
-
-
-def letterbox(image: np.ndarray) -> np.ndarray:
-    scale = min(WIDTH / image.shape[1], HEIGHT / image.shape[0])
-    resized = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)))
-    frame = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
-    top, left = (HEIGHT - resized.shape[0]) // 2, (WIDTH - resized.shape[1]) // 2
-    frame[top:top + resized.shape[0], left:left + resized.shape[1]] = resized
-    return frame
+ROI = (200, 120, 240, 240)
 
 
 def in_roi(image: np.ndarray) -> np.ndarray:
+    """``image`` pasted into the fixed region of a grey 640x480 frame."""
     x, y, w, h = ROI
     frame = np.full((HEIGHT, WIDTH, 3), 90, np.uint8)
     frame[y:y + h, x:x + w] = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
@@ -45,16 +39,12 @@ def main() -> int:
     parser.add_argument("--fps", type=float, default=15.0)
     parser.add_argument("--roi-from-images", action="store_true")
     args = parser.parse_args()
-    writer = cv2.VideoWriter(args.out, cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (WIDTH, HEIGHT))
-    if not writer.isOpened():
-        print(f"make_clip: cannot write {args.out}", file=sys.stderr)
-        return 1
     place = in_roi if args.roi_from_images else letterbox
-    for path in args.images:
-        frame = cv2.cvtColor(place(read_image(path)), cv2.COLOR_RGB2BGR)
-        for _ in range(args.frames_per_image):
-            writer.write(frame)
-    writer.release()
+    try:
+        write_clip((place(read_image(path)) for path in args.images), args.out, args.frames_per_image, args.fps)
+    except NslError as err:
+        print(f"make_clip: {err}", file=sys.stderr)
+        return 1
     if args.roi_from_images:
         print(",".join(map(str, ROI)))
     return 0

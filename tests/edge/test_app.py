@@ -8,10 +8,10 @@ import sys
 import time
 
 import cv2
-import numpy as np
 import pytest
 
 from edge_app.app import App, AppOptions, run_app
+from edge_app.clips import letterbox, write_clip
 from edge_app.preprocess import read_image
 from edge_app.sources import FrameSource, SourceSpec
 from edge_app.timing import STAGES, StageTimer
@@ -22,27 +22,12 @@ from tests.edge.test_sources import FakeCamera
 PHOTOS, REPEAT = 12, 3  # 36 frames: enough for tracking and smoothing, a few seconds per run
 
 
-def _letterbox(image, width=640, height=480):
-    scale = min(width / image.shape[1], height / image.shape[0])
-    image = cv2.resize(image, (int(image.shape[1] * scale), int(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
-    canvas = np.zeros((height, width, 3), np.uint8)
-    y, x = (height - image.shape[0]) // 2, (width - image.shape[1]) // 2
-    canvas[y:y + image.shape[0], x:x + image.shape[1]] = image
-    return canvas
-
-
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     """A 640x480 video of real NSL photos, each held for a few frames."""
     photos = sorted(p for p in real_data("nsl_consonants").rglob("*") if p.is_file())[:PHOTOS]
     path = tmp_path_factory.mktemp("clip") / "signs.mp4"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
-    for photo in photos:
-        frame = cv2.cvtColor(_letterbox(read_image(photo)), cv2.COLOR_RGB2BGR)
-        for _ in range(REPEAT):
-            writer.write(frame)
-    writer.release()
-    return path
+    return write_clip((letterbox(read_image(photo)) for photo in photos), path, REPEAT, fps=30)
 
 
 def _read_lines(path):
