@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,7 +43,13 @@ class JsonLines:
 
 class VideoRecorder:
     """Annotated frames to a video file. It is written under a temporary name and renamed when closed, so a
-    finished file is always whole (an interrupted one stays as ``.NAME.partial.EXT``)."""
+    finished file is always whole (an interrupted one stays as ``.NAME.partial.EXT``).
+
+    Encoding runs on its own thread behind a short queue: the loop hands a frame over and goes on (encoding a
+    640x480 mp4 frame costs about a millisecond, most of the drawing stage); when the encoder falls behind, the
+    hand-over waits rather than dropping a recorded frame."""
+
+    QUEUE = 4
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path).expanduser()
@@ -50,23 +58,45 @@ class VideoRecorder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self.fps, self.writer, self.size = fps, None, None
+        self.frames: queue.Queue = queue.Queue(maxsize=self.QUEUE)
+        self.thread: threading.Thread | None = None
+        self.error: Exception | None = None
 
     def write(self, image_bgr: np.ndarray) -> None:
         if self.writer is None:
-            self.size = (image_bgr.shape[1], image_bgr.shape[0])
-            fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
-            self.writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps, self.size)
-            if not self.writer.isOpened():
-                raise NslError(f"--output {self.path}: OpenCV cannot write this video file")
-        if (image_bgr.shape[1], image_bgr.shape[0]) != self.size:  # a folder of images of mixed sizes
-            image_bgr = cv2.resize(image_bgr, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(image_bgr)
+            self._open(image_bgr)
+        if self.error:
+            raise NslError(f"--output {self.path}: writing failed ({self.error})")
+        self.frames.put(image_bgr)
+
+    def _open(self, first: np.ndarray) -> None:
+        self.size = (first.shape[1], first.shape[0])
+        fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
+        self.writer = cv2.VideoWriter(str(self.partial), fourcc, self.fps, self.size)
+        if not self.writer.isOpened():
+            raise NslError(f"--output {self.path}: OpenCV cannot write this video file")
+        self.thread = threading.Thread(target=self._encode, name="record", daemon=True)
+        self.thread.start()
+
+    def _encode(self) -> None:
+        while (image_bgr := self.frames.get()) is not None:
+            try:
+                if (image_bgr.shape[1], image_bgr.shape[0]) != self.size:  # a folder of images of mixed sizes
+                    image_bgr = cv2.resize(image_bgr, self.size, interpolation=cv2.INTER_AREA)
+                self.writer.write(image_bgr)
+            except Exception as err:  # kept for the loop's next write or close: a thread cannot raise to it
+                self.error = err
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
-            os.replace(self.partial, self.path)
-            log.info("wrote %s", self.path)
+        if self.writer is None:
+            return
+        self.frames.put(None)
+        self.thread.join()
+        self.writer.release()
+        if self.error:
+            raise NslError(f"--output {self.path}: writing failed ({self.error}); the partial file is {self.partial}")
+        os.replace(self.partial, self.path)
+        log.info("wrote %s", self.path)
 
 
 class Window:
