@@ -48,9 +48,23 @@ make_env() {  # make_env NAME EXTRAS
   echo "$stamp" > "$dir/.nsl-stamp"
 }
 
+ensure_edge_libraries() {  # OpenCV's and MediaPipe's wheels load libGL/libEGL/libGLES from the system
+  local python=.venvs/edge/bin/python libs="libgl1 libglib2.0-0 libegl1 libgles2"
+  if "$python" -c 'import cv2, mediapipe' >/dev/null 2>&1; then return; fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing the system libraries OpenCV and MediaPipe load ($libs)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $libs >/dev/null
+  fi
+  if ! "$python" -c 'import cv2, mediapipe' >/dev/null 2>&1; then
+    echo "setup: the edge environment cannot import OpenCV/MediaPipe: $("$python" -c 'import cv2, mediapipe' 2>&1 | tail -n 1)" >&2
+    echo "setup: on Debian/Ubuntu run: sudo apt-get install $libs" >&2
+    exit 1
+  fi
+}
+
 case "$which_envs" in
   train) make_env train train,dev ;;
-  edge) make_env edge edge,dev ;;
-  all) make_env train train,dev; make_env edge edge,dev ;;
+  edge) make_env edge edge,dev; ensure_edge_libraries ;;
+  all) make_env train train,dev; make_env edge edge,dev; ensure_edge_libraries ;;
   *) echo "setup: unknown environment '$which_envs' (train, edge or all)" >&2; exit 1 ;;
 esac
