@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, WEIGHTS_DIR, env_python, run_nsl
-from tests.train.conftest import _code_stamp, make_synth, make_tiny_run, tiny_overrides
+from tests.train.conftest import _code_stamp, make_cached_run, make_tiny_run
 
 PRETRAINED = WEIGHTS_DIR / "mobilenet_v2_1.0_224_no_top.h5"
 TRAINED_RECIPE = {"imgsz": 64, "alpha": 1.0, "weights": str(PRETRAINED), "steps_per_epoch": "null", "epochs": 12,
@@ -50,15 +50,7 @@ def make_export_run(cache: Path) -> Path:
     """A finished run to export (trained when the pretrained weights exist)."""
     if not is_trained():
         return make_tiny_run(cache)
-    run_dir = cache / f"export_run_{_code_stamp()}"
-    if (run_dir / "metrics.json").is_file():
-        return run_dir
-    for old in cache.glob("export_run_*"):
-        shutil.rmtree(old, ignore_errors=True)
-    data = make_synth(cache / "synth_tiny")
-    run_nsl("train", *tiny_overrides(data=data, **TRAINED_RECIPE), f"--project={cache}", f"--name={run_dir.name}",
-            python=env_python("train"))
-    return run_dir
+    return make_cached_run(cache, "export_run", **TRAINED_RECIPE)
 
 
 def make_export_bundle(cache: Path, run_dir: Path | None = None) -> Path:

@@ -55,27 +55,32 @@ def make_synth(folder: Path, **options) -> Path:
     return folder
 
 
-def _code_stamp() -> str:
+def _code_stamp(recipe: dict | None = None) -> str:
     """Changes whenever the code that makes a run (or the recipe) changes."""
-    digest = hashlib.sha256(json.dumps([TINY_DATA, TINY_RECIPE]).encode())
+    digest = hashlib.sha256(json.dumps([TINY_DATA, TINY_RECIPE, recipe or {}], sort_keys=True).encode())
     for pattern in ("train/*.py", "nsl/*.py", "nsl/defaults.yaml", "edge_app/preprocess.py"):
         for path in sorted(ROOT.glob(pattern)):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def make_tiny_run(cache: Path) -> Path:
-    """A finished RUN_DIR of the tiny recipe under ``cache``, trained through ``nsl train`` when missing/stale."""
-    stamp = _code_stamp()
-    run_dir = cache / f"tiny_run_{stamp}"
+def make_cached_run(cache: Path, prefix: str, **recipe) -> Path:
+    """A finished RUN_DIR of the tiny recipe with ``recipe`` keys replaced, trained through ``nsl train`` under
+    ``cache`` as PREFIX_STAMP when missing or stale (older PREFIX_* runs are removed)."""
+    run_dir = cache / f"{prefix}_{_code_stamp(recipe)}"
     if (run_dir / "metrics.json").is_file():
         return run_dir
-    for old in cache.glob("tiny_run_*"):
+    for old in cache.glob(f"{prefix}_*"):
         shutil.rmtree(old, ignore_errors=True)
     data = make_synth(cache / "synth_tiny")
-    run_nsl("train", *tiny_overrides(data=data), f"--project={cache}", f"--name={run_dir.name}",
+    run_nsl("train", *tiny_overrides(data=data, **recipe), f"--project={cache}", f"--name={run_dir.name}",
             python=env_python("train"))
     return run_dir
+
+
+def make_tiny_run(cache: Path) -> Path:
+    """A finished RUN_DIR of the tiny recipe under ``cache``, trained through ``nsl train`` when missing/stale."""
+    return make_cached_run(cache, "tiny_run")
 
 
 @pytest.fixture(scope="session")
