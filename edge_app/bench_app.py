@@ -13,7 +13,6 @@ time runs beside tracking, so it costs a frame only where it outlasts it (the ``
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from tqdm import tqdm
 from edge_app.bench import PACKAGES, sample
 from edge_app.bundle import open_bundle
 from edge_app.clips import letterbox, write_clip
+from edge_app.outputs import read_json_lines
 from edge_app.predict import collect_images
 from edge_app.preprocess import read_image
 from nsl.bench_section import median, percentiles, positive, section, table
@@ -73,9 +73,9 @@ def run_app_once(model: str, clip: Path, backend: str, draw: bool, hand_model: s
         if proc.returncode == 2:
             raise NslError(last.split(": error: ", 1)[-1])
         raise RuntimeError(f"nsl app exited {proc.returncode}: {last}")
-    records = [json.loads(line) for line in lines_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    frames = [r for r in records if "frame" in r]
-    summary = next(r["summary"] for r in records if "summary" in r)
+    frames, summary = read_json_lines(lines_path)
+    if not summary:
+        raise RuntimeError(f"nsl app wrote no summary to {lines_path}")
     return {"frames": frames, "summary": summary, "peak_rss_mb": usage.ru_maxrss / 1024}
 
 

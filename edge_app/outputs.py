@@ -41,6 +41,15 @@ class JsonLines:
             self.stream.close()
 
 
+def read_json_lines(path: str | Path) -> tuple[list[dict], dict]:
+    """What ``JsonLines`` wrote for ``nsl app --json FILE``: the frame records and the closing summary ({} when
+    the run ended before writing one)."""
+    records = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    frames = [record for record in records if "summary" not in record]
+    summary = next((record["summary"] for record in records if "summary" in record), {})
+    return frames, summary
+
+
 class VideoRecorder:
     """Annotated frames to a video file. It is written under a temporary name and renamed when closed, so a
     finished file is always whole (an interrupted one stays as ``.NAME.partial.EXT``).

@@ -5,22 +5,17 @@ Usage: python scripts/demo_summary.py RUN_DIR BUNDLE_DIR APP_JSONL [APP_JSONL ..
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from edge_app.outputs import read_json_lines
+from nsl.fileio import read_json
 
 
 def read_app_log(jsonl: Path) -> tuple[dict, int, int]:
     """The app's closing summary, and how many frames had a hand out of all frames."""
-    summary, frames, with_hand = {}, 0, 0
-    for line in jsonl.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        if "summary" in record:
-            summary = record["summary"]
-        else:
-            frames += 1
-            with_hand += bool(record.get("hands"))
-    return summary, frames, with_hand
+    frames, summary = read_json_lines(jsonl)
+    return summary, len(frames), sum(bool(frame.get("hands")) for frame in frames)
 
 
 def pct(value) -> str:
@@ -28,8 +23,8 @@ def pct(value) -> str:
 
 
 def main(run_dir: str, bundle_dir: str, *app_logs: str) -> int:
-    metrics = json.loads(Path(run_dir, "metrics.json").read_text(encoding="utf-8"))
-    meta = json.loads(Path(bundle_dir, "metadata.json").read_text(encoding="utf-8"))
+    metrics = read_json(Path(run_dir, "metrics.json"))
+    meta = read_json(Path(bundle_dir, "metadata.json"))
     rows = [("Keras model (best.keras)", pct(metrics["top1"]), pct(metrics["top3"]), "-", "-", "-")]
     for name, info in meta["files"].items():
         figures = info.get("metrics", {})
