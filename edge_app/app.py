@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge_app.bundle import load_bundle
-from edge_app.hand_model import resolve as resolve_hand_model
-from edge_app.hands import Hand, make_hands, parse_roi
-from edge_app.outputs import JsonLines, VideoRecorder, Window, save_snapshot
-from edge_app.preprocess import crop, prepare
-from edge_app.render import Renderer
-from edge_app.smoothing import NO_HAND, UNKNOWN, HandSmoothers
-from edge_app.sources import Frame, FrameSource, parse_source
-from edge_app.timing import StageTimer
+from nsl.edge.bundle import load_bundle
+from nsl.edge.hand_model import resolve as resolve_hand_model
+from nsl.edge.hands import Hand, make_hands, parse_roi
+from nsl.edge.outputs import JsonLines, VideoRecorder, Window, save_snapshot
+from nsl.preprocess import crop, prepare
+from nsl.edge.render import Renderer
+from nsl.edge.smoothing import NO_HAND, UNKNOWN, HandSmoothers
+from nsl.edge.sources import Frame, FrameSource, parse_source
+from nsl.edge.timing import StageTimer
 
 log = logging.getLogger(__name__)
 

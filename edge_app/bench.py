@@ -1,13 +1,13 @@
 """Edge sections of ``nsl bench`` (edge environment, no TensorFlow): ``classifier`` and ``app``.
 
-    python -m edge_app.bench classifier --out classifier.json --model BUNDLE (--images DIR | --clip VIDEO|DIR)
-    python -m edge_app.bench app --out app.json --model BUNDLE --clip VIDEO|DIR [--hand-model PATH]
+    python -m nsl.edge.bench classifier --out classifier.json --model BUNDLE (--images DIR | --clip VIDEO|DIR)
+    python -m nsl.edge.bench app --out app.json --model BUNDLE --clip VIDEO|DIR [--hand-model PATH]
 
 classifier: every file of the bundle through the runtime that runs it (ai-edge-litert for .tflite, onnxruntime
 for .onnx), batch 1, one thread and all cores, on real images prepared as the device prepares a crop. Each
 figure is the median over ``--repeats`` rounds; a round opens the file, makes ``--warmup`` untimed calls and
 ``--runs`` timed ones (p50/p90 of those, images/s = calls / their total time). Rounds interleave the files so
-that a noisy neighbour spreads over all of them. The app section is in ``edge_app.bench_app``.
+that a noisy neighbour spreads over all of them. The app section is in ``nsl.edge.bench_app``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_app.bundle import open_bundle
-from edge_app.classifier import open_classifier
-from edge_app.predict import collect_images
-from edge_app.preprocess import prepare, read_image, to_rgb
+from nsl.edge.bundle import open_bundle
+from nsl.edge.classifier import open_classifier
+from nsl.edge.predict import collect_images
+from nsl.preprocess import prepare, read_image, to_rgb
 from nsl.bench_section import (median, percentiles, positive, run_section, section, section_parser, table,
                                write_section)
 from nsl.errors import NslError
@@ -144,7 +144,7 @@ def _classifier_notes(rows: list[list], cores: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = section_parser("edge_app.bench", SECTIONS)
+    parser = section_parser("nsl.edge.bench", SECTIONS)
     parser.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle (nsl export)")
     parser.add_argument("--images", default=None, metavar="DIR", help="real images to classify (classifier)")
     parser.add_argument("--data", default=None, metavar="DIR", help="labelled images (classifier, if no --images)")
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.section == "classifier":
         result = classifier_section(args)
     else:
-        from edge_app.bench_app import app_section
+        from nsl.edge.bench_app import app_section
 
         result = app_section(args)
     write_section(args.out, result)

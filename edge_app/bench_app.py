@@ -23,12 +23,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge_app.bench import PACKAGES, sample
-from edge_app.bundle import open_bundle
-from edge_app.clips import letterbox, write_clip
-from edge_app.outputs import read_json_lines
-from edge_app.predict import collect_images
-from edge_app.preprocess import read_image
+from nsl.edge.bench import PACKAGES, sample
+from nsl.edge.bundle import open_bundle
+from nsl.edge.clips import letterbox, write_clip
+from nsl.edge.outputs import read_json_lines
+from nsl.edge.predict import collect_images
+from nsl.preprocess import read_image
 from nsl.bench_section import median, percentiles, positive, section, table
 from nsl.errors import NslError
 

@@ -1,7 +1,7 @@
 """Read a model bundle (made by ``nsl export``) and open its classifier: what the device calls.
 
     bundle, classifier = load_bundle("runs/exp/bundle", backend="tflite", precision="int8", threads=4)
-    probs = classifier.predict(crops)        # crops: uint8 (N, H, W, 3) from edge_app.preprocess.prepare
+    probs = classifier.predict(crops)        # crops: uint8 (N, H, W, 3) from nsl.preprocess.prepare
     bundle.labels[probs[0].argmax()].name    # Devanagari
 
 Every file listed in ``metadata.json`` is checked against its sha256 before anything runs, and the label count
@@ -10,14 +10,14 @@ against the model's output size. The layout is described in docs/ARCHITECTURE.md
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_app.classifier import BACKENDS, open_classifier
-from edge_app.preprocess import CropSpec
+from nsl.edge.classifier import BACKENDS, open_classifier
+from nsl.preprocess import CropSpec
 from nsl.errors import NslError
+from nsl.fileio import sha256_of
 from nsl.labels import Label, labels_from_dicts
 
 SCHEMA = 1
@@ -56,12 +56,6 @@ class Bundle:
         return sorted(matches, key=lambda name: ("qat" in name, name))[0]
 
 
-def sha256_of(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def is_bundle(path: str | Path) -> bool:

@@ -51,7 +51,7 @@ def _as_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         images = images[None]
     if images.ndim != 4 or images.shape[1:] != (*size, 3):
         raise NslError(f"classifier input: expected uint8 RGB crops of shape (N, {size[0]}, {size[1]}, 3), "
-                       f"got {images.shape} (prepare crops with edge_app.preprocess.prepare)")
+                       f"got {images.shape} (prepare crops with nsl.preprocess.prepare)")
     return images
 
 

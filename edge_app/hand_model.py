@@ -9,7 +9,6 @@ file could be obtained offline, see DESIGN-NOTES section 2), print its sha256 so
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import subprocess
@@ -20,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 from nsl.errors import NslError
-from nsl.fileio import atomic_path
+from nsl.fileio import atomic_path, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +52,6 @@ def default_path(variant: str = "full") -> Path:
     return cache_dir() / TASK_NAMES[variant]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: str | Path, sha256: str | None = None) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edge_app.preprocess import CropSpec, expand_box
+from nsl.preprocess import CropSpec, expand_box
 from nsl.errors import NslError
 
 log = logging.getLogger(__name__)

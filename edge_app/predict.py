@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge_app.preprocess import crop, prepare, read_image
-from edge_app.sources import IMAGE_SUFFIXES
+from nsl.preprocess import crop, prepare, read_image
 from nsl.errors import NslError
+from nsl.fileio import is_image_file
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            found = sorted(p for p in item.rglob("*") if is_image_file(p) and p.is_file())
             if not found:
                 log.warning("%s: no images in this folder", item)
             paths += found

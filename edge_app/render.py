@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge_app.smoothing import NO_HAND
+from nsl.edge.smoothing import NO_HAND
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Renderer:
         return mask.shape[1] + 2 * pad, mask.shape[0] + 2 * pad
 
     def draw_hand(self, image: np.ndarray, result) -> None:
-        """``result`` has .hand (edge_app.hands.Hand), .text (label to show), .confidence, .known."""
+        """``result`` has .hand (nsl.edge.hands.Hand), .text (label to show), .confidence, .known."""
         colour = GREEN if result.known else GREY
         x0, y0, x1, y1 = (int(round(v)) for v in result.hand.crop_box)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)

@@ -18,13 +18,12 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from edge_app.camera_presets import is_gstreamer_pipeline, require_gstreamer, resolve_source
-from edge_app.preprocess import read_image, to_rgb
+from nsl.edge.camera_presets import is_gstreamer_pipeline, require_gstreamer, resolve_source
+from nsl.preprocess import read_image, to_rgb
 from nsl.errors import NslError
+from nsl.fileio import IMAGE_SUFFIXES, is_image_file
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def parse_source(text: str | int) -> SourceSpec:
     if path.is_dir():
         return SourceSpec("folder", path)
     if path.is_file():
-        return SourceSpec("folder" if path.suffix.lower() in IMAGE_SUFFIXES else "video", path)
+        return SourceSpec("folder" if is_image_file(path) else "video", path)
     raise NslError(f"--source {text}: no such file, folder or camera (use a camera index such as 0, /dev/videoN, "
                    "picam, csi or usb, a video file, a folder of images, an rtsp:// or http:// URL, "
                    "or a GStreamer pipeline)")
@@ -75,9 +74,9 @@ class FolderReader:
     def __init__(self, path: Path):
         path = Path(path)
         self.files = ([path] if path.is_file() else
-                      sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+                      sorted(p for p in path.iterdir() if is_image_file(p)))
         if not self.files:
-            raise NslError(f"--source {path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+            raise NslError(f"--source {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
         self.position = 0
 
     def read(self) -> np.ndarray | None:

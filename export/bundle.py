@@ -4,36 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from edge_app.bundle import METADATA_FILE, SCHEMA, sha256_of
-from edge_app.preprocess import CropSpec
+from nsl.edge.bundle import METADATA_FILE, SCHEMA
+from nsl.preprocess import CropSpec
 from nsl import __version__
 from nsl.errors import NslError
-from nsl.fileio import write_json
+from nsl.env import git_commit
+from nsl.fileio import sha256_of, write_json
 from nsl.labels import Label, labels_to_dicts
 
 log = logging.getLogger(__name__)
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def check_output(out: Path, force: bool) -> None:
     """An existing bundle is kept unless ``force``: say so before any work is done."""
     if out.exists() and not force:
         raise NslError(f"{out}: already exists (pass --force to replace it, or --out another folder)")
-
-
-def git_commit() -> str:
-    """The commit of the code that made the bundle ('unknown' outside a git checkout)."""
-    try:
-        proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"
 
 
 def stamp_onnx_labels(path: Path, labels: list[Label], crop: CropSpec) -> None:

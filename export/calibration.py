@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.preprocess import CropSpec
-from export.images import load_images
+from nsl.preprocess import CropSpec
+from nsl.export.images import load_images
 from nsl.errors import DataError
-from train.samples import Sample
+from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.classifier import open_classifier
-from edge_app.preprocess import CropSpec
-from export import bundle as bundle_meta
-from export.calibration import DEFAULT_CALIB, calibration_images
-from export.formats import ExportContext, build_format, select_formats
-from export.images import load_images
-from export.qat import QAT_LR
-from export.report import render_report
-from export.source import ExportSource, resolve_source
-from export.verify import LATENCY_RUNS, check_gate, evaluate_file, predict_all, probability_metrics
+from nsl.edge.classifier import open_classifier
+from nsl.preprocess import CropSpec
+from nsl.export import bundle as bundle_meta
+from nsl.export.calibration import DEFAULT_CALIB, calibration_images
+from nsl.export.formats import ExportContext, build_format, select_formats
+from nsl.export.images import load_images
+from nsl.export.qat import QAT_LR
+from nsl.export.report import render_report
+from nsl.export.source import ExportSource, resolve_source
+from nsl.export.verify import LATENCY_RUNS, check_gate, evaluate_file, predict_all, probability_metrics
 from nsl.errors import NslError
 from nsl.fileio import atomic_dir, write_text
 
@@ -91,8 +91,8 @@ def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, cal
                         tmp: Path, work: Path, test: tuple[np.ndarray, np.ndarray],
                         keras_probs: np.ndarray) -> dict[str, dict]:
     """Convert every selected format into ``tmp`` and measure each file; returns metadata ``files``."""
-    from export.converters import to_savedmodel
-    from export.qat import qat_savedmodel
+    from nsl.export.converters import to_savedmodel
+    from nsl.export.qat import qat_savedmodel
 
     crop = CropSpec.from_config(source.config)
     selected = select_formats(list(options.formats), options.fp16, options.int8, options.qat > 0)
@@ -113,7 +113,7 @@ def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, cal
 
 def run_export(options: ExportOptions) -> tuple[Path, dict]:
     """Export, verify and write the bundle; returns (bundle folder, metadata). Raises GateError on a drop."""
-    from train.model import load_classifier
+    from nsl.train.model import load_classifier
 
     source = resolve_source(options.path, options.data, options.labels)
     out = Path(options.out) if options.out else source.default_out

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from export import converters
+from nsl.export import converters
 from nsl.errors import NslError
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def _onnx_fp32(ctx: ExportContext, out: Path) -> Path:
 
 
 def _onnx_int8(ctx: ExportContext, out: Path) -> Path:
-    from export.onnx_quant import quantize_onnx
+    from nsl.export.onnx_quant import quantize_onnx
 
     return quantize_onnx(ctx.float_onnx(), out, ctx.calibration)
 
@@ -68,7 +68,7 @@ def _tflite_qat(ctx: ExportContext, out: Path) -> Path:
 
 def _onnx_qat(ctx: ExportContext, out: Path) -> Path:
     """The QAT model's weights, int8 by onnxruntime with the same calibration (see strip_fake_quant)."""
-    from export.onnx_quant import quantize_onnx, strip_fake_quant
+    from nsl.export.onnx_quant import quantize_onnx, strip_fake_quant
 
     fake_quant = converters.onnx_from_savedmodel(ctx.qat_saved_model, ctx.work / "qat_fake_quant.onnx")
     return quantize_onnx(strip_fake_quant(fake_quant, ctx.work / "qat_float.onnx"), out, ctx.calibration)

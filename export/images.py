@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge_app.preprocess import CropSpec, prepare, read_image
+from nsl.preprocess import CropSpec, prepare, read_image
 from nsl.errors import DataError, NslError
-from nsl.labels import Label
-from train.samples import Sample
+from nsl.labels import Label, label_keys
+from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +49,12 @@ def load_images(samples: list[Sample], spec: CropSpec, root: str | Path | None =
 
 
 def samples_for_labels(root: str | Path, labels: list[Label]) -> list[Sample]:
-    """A labelled folder (any layout train.datasets reads) with its class folders matched to ``labels``
+    """A labelled folder (any layout nsl.dataset reads) with its class folders matched to ``labels``
     by index, name or romanisation; a folder that names no label is an error."""
-    from train.datasets import scan_dataset
+    from nsl.dataset import scan_dataset
 
     index = scan_dataset(root, "auto")
-    keys: dict[str, int] = {}
-    for label in labels:
-        for key in (str(label.index), label.name, label.roman):
-            keys.setdefault(key, label.index)
+    keys = label_keys(labels)
     folders = [label.name for label in index.labels]
     unknown = [name for name in folders if name not in keys]
     if unknown:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nsl.errors import NslError
-from train.samples import Sample
+from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, cal
     """QAT copy of ``model``, ranges from ``calibration``, trained ``epochs`` epochs on ``train_samples``."""
     import tf_keras as keras
 
-    from train.pipeline import make_dataset
+    from nsl.train.pipeline import make_dataset
 
     if epochs < 1:
         raise NslError(f"--qat must be a number of epochs >= 1, got {epochs}")
@@ -113,6 +113,6 @@ def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, cal
 def qat_savedmodel(model, train_samples: list[Sample], config: dict, epochs: int, calibration: np.ndarray,
                    folder: Path, lr: float = QAT_LR) -> Path:
     """Fine-tune with QAT and export the result as a SavedModel for the converters."""
-    from export.converters import to_savedmodel
+    from nsl.export.converters import to_savedmodel
 
     return to_savedmodel(fine_tune(model, train_samples, config, epochs, calibration, lr), folder)

@@ -14,7 +14,7 @@ from nsl import config as nsl_config
 from nsl.errors import NslError
 from nsl.fileio import read_json
 from nsl.labels import Label, labels_from_dicts
-from train.samples import Sample, load_split
+from nsl.samples import Sample, load_split
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,8 @@ def from_run(run_dir: Path) -> ExportSource:
 
 def from_keras_file(model_path: Path, data: str | None, labels_spec: str) -> ExportSource:
     """A .keras model the trainer did not make: ``data`` is read and split as the trainer would."""
-    from train.datasets import scan_dataset
-    from train.split import make_split
+    from nsl.dataset import scan_dataset
+    from nsl.train.split import make_split
 
     if not data:
         raise NslError(f"{model_path}: a .keras file needs --data DIR (labelled images for calibration and "

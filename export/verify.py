@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_app.classifier import open_classifier
+from nsl.edge.classifier import open_classifier
 from nsl.errors import NslError
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def check_gate(files: dict[str, dict], float_top1: dict[str, float], max_drop: f
 
 def _source_test_split(bundle) -> list:
     """Without --data: the test split of the run the bundle was exported from, when it is on this machine."""
-    from train.samples import load_split
+    from nsl.samples import load_split
 
     split_file = Path(bundle.metadata.get("source_run", "")) / "split.csv"
     if not split_file.is_file():
@@ -121,9 +121,9 @@ def _source_test_split(bundle) -> list:
 
 def val_bundle_command(args) -> int:
     """``nsl val BUNDLE --data DIR``: every file of a bundle on a labelled folder; prints a table."""
-    from edge_app.bundle import open_bundle
-    from export.images import load_images, samples_for_labels
-    from export.report import metrics_table
+    from nsl.edge.bundle import open_bundle
+    from nsl.export.images import load_images, samples_for_labels
+    from nsl.export.report import metrics_table
 
     bundle = open_bundle(Path(args.run_dir))
     data = getattr(args, "data", None)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsl.bench_section import ERROR_FILE_ENV
-from nsl.env import EXTRA_MODULES
+from nsl.env import EXTRA_MODULES, git_commit
 from nsl.errors import NslError
 from nsl.fileio import write_json, write_text
 
@@ -37,10 +37,10 @@ class SectionInfo:
 
 
 SECTIONS = {
-    "classifier": SectionInfo("edge_app.bench", "edge", ("model", "images", "data", "clip"), ("model",)),
-    "app": SectionInfo("edge_app.bench", "edge", ("model", "clip", "hand_model"), ("model", "clip")),
-    "training": SectionInfo("train.bench", "train", ("data", "weights"), ()),
-    "sweep": SectionInfo("train.bench", "train", ("data", "weights"), ()),
+    "classifier": SectionInfo("nsl.edge.bench", "edge", ("model", "images", "data", "clip"), ("model",)),
+    "app": SectionInfo("nsl.edge.bench", "edge", ("model", "clip", "hand_model"), ("model", "clip")),
+    "training": SectionInfo("nsl.train.bench", "train", ("data", "weights"), ()),
+    "sweep": SectionInfo("nsl.train.bench", "train", ("data", "weights"), ()),
 }
 
 
@@ -179,7 +179,7 @@ def run_bench(args) -> int:
             found[status][name] = value
     merged = {"created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
               "command": "nsl bench " + " ".join(shlex.quote(a) for a in args.argv),
-              "git_commit": _git_commit(), "sections": found["ok"], "skipped": found["skipped"],
+              "git_commit": git_commit(), "sections": found["ok"], "skipped": found["skipped"],
               "failed": found["failed"]}
     write_json(out / "bench.json", merged)
     write_text(out / "bench.md", render_markdown(merged))
@@ -189,15 +189,6 @@ def run_bench(args) -> int:
     if failed:
         raise NslError("; ".join(f"section {k} failed ({v})" for k, v in failed.items()))
     return 0
-
-
-def _git_commit() -> str | None:
-    try:
-        proc = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-    except OSError:
-        return None
-    return proc.stdout.strip() or None
 
 
 def format_cell(value) -> str:

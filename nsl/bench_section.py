@@ -4,7 +4,7 @@ A section is ``PYTHON -m <module> <section> --out SECTION.json [options]`` (see 
 "Benchmarks"); ``nsl bench`` runs it in its own environment and merges the files. Dependency-light (numpy,
 imported when used), so the edge and the train side both use it::
 
-    parser = section_parser("edge_app.bench", {"classifier": "...", "app": "..."})
+    parser = section_parser("nsl.edge.bench", {"classifier": "...", "app": "..."})
     parser.add_argument("--model")                      # the section's own options
     args = parser.parse_args(argv)
     ...

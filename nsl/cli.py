@@ -1,4 +1,4 @@
-"""The ``nsl`` command. Subcommands live with their packages (``*/commands.py``) and import heavy
+"""The ``nsl`` command. Subcommands live in ``nsl.commands`` (one module per stage) and ``nsl.bench`` and import heavy
 dependencies only when they run, so ``nsl --help`` and the edge commands work without TensorFlow."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from nsl import __version__
 from nsl.errors import NslError
 
-COMMAND_MODULES = ("train.commands", "export.commands", "edge_app.commands", "nsl.bench")
+COMMAND_MODULES = ("nsl.commands.data", "nsl.commands.train", "nsl.commands.export", "nsl.commands.edge", "nsl.bench")
 log = logging.getLogger("nsl")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+from pathlib import Path
 
 from nsl.errors import EnvironmentMissing
 
@@ -11,6 +13,21 @@ EXTRA_MODULES = {
     "train": ("tensorflow", "tf_keras", "tensorflow_model_optimization", "tf2onnx"),
     "edge": ("mediapipe", "cv2"),
 }
+
+
+SOURCE_ROOT = Path(__file__).resolve().parents[1]  # the checkout, for an editable install
+
+
+def git_commit() -> str:
+    """The commit of the code that runs ('unknown' for an installed copy that is not a git checkout)."""
+    if not (SOURCE_ROOT / ".git").exists():
+        return "unknown"
+    try:
+        proc = subprocess.run(["git", "-C", str(SOURCE_ROOT), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"
 
 
 def prepare_tensorflow() -> None:

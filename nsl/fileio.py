@@ -1,7 +1,9 @@
-"""Atomic writes: a file or a folder appears whole or not at all, so an interrupted run never leaves half a file."""
+"""Files: atomic writes (a file or a folder appears whole or not at all, so an interrupted run never leaves half a
+file), content hashes, and the file-name suffixes of images and videos that every stage recognises."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -9,6 +11,42 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def is_image_file(path: str | Path) -> bool:
+    """By its name: one of ``IMAGE_SUFFIXES`` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_video_file(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def sha256_of(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a file (or a folder's entries) to disk, so a rename that follows survives a power cut."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if Path(path).is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (and /proc-like mounts) refuse fsync on a folder: nothing to flush there
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -34,7 +72,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     _default_mode(tmp_path, directory=False)
     try:
         yield tmp_path
+        fsync_path(tmp_path)
         os.replace(tmp_path, path)
+        fsync_path(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -61,6 +61,16 @@ def labels_from_names(names: list[str]) -> list[Label]:
     return [Label(i, name, name) for i, name in enumerate(names)]
 
 
+def label_keys(labels: list["Label"]) -> dict[str, int]:
+    """Every name a class folder may carry for a label (its index, Devanagari name or romanisation) -> index.
+    The first label to claim a key keeps it."""
+    keys: dict[str, int] = {}
+    for label in labels:
+        for key in (str(label.index), label.name, label.roman):
+            keys.setdefault(key, label.index)
+    return keys
+
+
 def labels_to_dicts(labels: list[Label]) -> list[dict]:
     return [asdict(label) for label in labels]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from edge_app.outputs import read_json_lines
+from nsl.edge.outputs import read_json_lines
 from nsl.fileio import read_json
 
 

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from edge_app.clips import HEIGHT, WIDTH, letterbox, write_clip  # noqa: E402
-from edge_app.preprocess import read_image  # noqa: E402
+from nsl.edge.clips import HEIGHT, WIDTH, letterbox, write_clip  # noqa: E402
+from nsl.preprocess import read_image  # noqa: E402
 from nsl.errors import NslError  # noqa: E402
 
 ROI = (200, 120, 240, 240)

@@ -3,3 +3,13 @@
 from nsl.env import prepare_tensorflow
 
 prepare_tensorflow()
+
+
+def _register_tfrecords() -> None:
+    from nsl.dataset import register_record_extractor
+    from nsl.train.tfrecords import extract_tfrecords
+
+    register_record_extractor(extract_tfrecords)
+
+
+_register_tfrecords()

@@ -1,7 +1,7 @@
 """Training benchmark sections of ``nsl bench`` (train environment): ``training`` and ``sweep``.
 
-    python -m train.bench training --out training.json [--data DIR] [--weights PATH|none] [--imgsz 224] [--quick]
-    python -m train.bench sweep --out sweep.json [--sizes 96,128,160,224] [--cache DIR] [--quick]
+    python -m nsl.train.bench training --out training.json [--data DIR] [--weights PATH|none] [--imgsz 224] [--quick]
+    python -m nsl.train.bench sweep --out sweep.json [--sizes 96,128,160,224] [--cache DIR] [--quick]
 
 ``training``: the real ``tf.data`` training pipeline of train.pipeline (decode with the device's own crop
 function, cache, shuffle, augmentation) iterated alone, first epoch (files decoded) and cached epochs; then
@@ -36,7 +36,7 @@ QUICK = {"imgsz": 48, "alpha": 0.35, "batch": 8, "steps": 3}  # --quick: a smoke
 
 
 def parse_args(argv):
-    parser = section_parser("train.bench", SECTIONS)
+    parser = section_parser("nsl.train.bench", SECTIONS)
     parser.add_argument("--data", help=f"labelled image folder (default {DEFAULT_DATA} when present)")
     parser.add_argument("--weights", help="backbone weights: a Keras no-top file, imagenet or none "
                                           "(default the shared MobileNetV2 file when present, else none)")
@@ -83,7 +83,7 @@ def time_pipeline(samples, config: dict, repeats: int, warmup: int) -> dict:
     """Images/s of the training pipeline alone: first epoch (decode) and cached epochs, medians of repeats."""
     import tensorflow as tf
 
-    from train.pipeline import make_dataset
+    from nsl.train.pipeline import make_dataset
 
     first, cached = [], []
     for index in range(warmup + repeats):
@@ -126,8 +126,8 @@ class _StepTimer:
 
 def time_training(model, dataset, config: dict, trainable: str, steps: int, warmup: int) -> dict:
     """Images/s of training steps with ``trainable`` ('none': backbone frozen, 'all': unfrozen)."""
-    from train.phases import Phase, apply_phase, freeze_bn_setting
-    from train.trainer import compile_for_phase
+    from nsl.train.phases import Phase, apply_phase, freeze_bn_setting
+    from nsl.train.trainer import compile_for_phase
 
     params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), freeze_bn_setting(config))
     compile_for_phase(model, 1e-4)
@@ -147,9 +147,9 @@ def training_section(args) -> dict:
     warmup = positive(args.warmup, 2, 1, args.quick, "warmup")
     config = base_config(args, data, weights, imgsz)
     prepare_tensorflow()
-    from train.model import build_classifier
-    from train.pipeline import make_dataset
-    from train.run import load_data, set_up_tensorflow
+    from nsl.train.model import build_classifier
+    from nsl.train.pipeline import make_dataset
+    from nsl.train.run import load_data, set_up_tensorflow
 
     set_up_tensorflow(config)
     labels, split = load_data(config)
@@ -187,7 +187,7 @@ def render_training(config, data, weights, classes, pipeline, modes, steps, warm
 
 
 def bn_state(config: dict) -> str:
-    from train.phases import freeze_bn_setting
+    from nsl.train.phases import freeze_bn_setting
 
     return ("kept frozen in inference mode (freeze_bn auto, pretrained weights)" if freeze_bn_setting(config)
             else "training too (freeze_bn auto, random weights)")
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     if args.section == "training":
         result = training_section(args)
     else:
-        from train.bench_sweep import sweep_section
+        from nsl.train.bench_sweep import sweep_section
 
         result = sweep_section(args)
     write_section(args.out, result)

@@ -54,7 +54,7 @@ def cache_key(config: dict) -> str:
 
 def trained_run(config: dict, run_dir: Path) -> Path:
     """A finished run in ``run_dir``: reused, resumed when interrupted, else trained."""
-    from train.run import resume_run, train_run
+    from nsl.train.run import resume_run, train_run
 
     if (run_dir / "metrics.json").is_file():
         log.info("sweep: reusing %s", run_dir)
@@ -69,8 +69,8 @@ def trained_run(config: dict, run_dir: Path) -> Path:
 
 def exported_bundle(run_dir: Path, train_images: int) -> dict:
     """The int8 bundle of a run (run_dir/bundle), exported when missing; returns its metadata."""
-    from export.calibration import DEFAULT_CALIB
-    from export.exporter import ExportOptions, run_export
+    from nsl.export.calibration import DEFAULT_CALIB
+    from nsl.export.exporter import ExportOptions, run_export
 
     bundle = run_dir / "bundle"
     if not (bundle / "metadata.json").is_file():
@@ -82,7 +82,7 @@ def exported_bundle(run_dir: Path, train_images: int) -> dict:
 
 def latencies(path: Path, size: int, runs: int, repeats: int) -> dict:
     """Median single-image latency (ms) at 1 thread and all threads: each repeat a median of ``runs`` calls."""
-    from export.verify import latency_ms
+    from nsl.export.verify import latency_ms
 
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     threads = os.cpu_count() or 1
@@ -112,7 +112,7 @@ def measure_size(base: dict, size: int, cache: Path, runs: int, repeats: int, tr
 
 
 def sweep_section(args) -> dict:
-    from train.bench import base_config, data_and_weights
+    from nsl.train.bench import base_config, data_and_weights
 
     sizes = parse_sizes(args.sizes, args.quick)
     data, weights = data_and_weights(args)
@@ -123,7 +123,7 @@ def sweep_section(args) -> dict:
         extra["epochs"] = positive(args.epochs, 1, 1, False, "epochs")
     base = base_config(args, data, weights, sizes[0], **extra)
     prepare_tensorflow()
-    from train.run import load_data, set_up_tensorflow
+    from nsl.train.run import load_data, set_up_tensorflow
 
     set_up_tensorflow(base)
     labels, split = load_data(base)  # checks the data before anything is trained
@@ -146,7 +146,7 @@ def render_sweep(base, data, weights, classes, split, rows, runs, repeats) -> di
              _ms(r["int8_latency"], "ms_1thread"), _ms(r["int8_latency"], "ms_all"),
              _ms(r["fp32_latency"], "ms_1thread"), round(r["int8_size_bytes"] / 1024, 1), r["epochs_run"],
              r["train_s"]] for r in rows]
-    from train.phases import phases_from_config
+    from nsl.train.phases import phases_from_config
 
     recipe = (f"{base['strategy']} " + "+".join(str(p.epochs) for p in phases_from_config(base)) + " epochs"
               + (f" of {base['steps_per_epoch']} steps" if base.get("steps_per_epoch") else ""))

@@ -16,7 +16,7 @@ import tf_keras as keras
 from tqdm import tqdm
 
 from nsl.fileio import write_json
-from train.checkpoint import TrainState, save_checkpoint, save_model
+from nsl.train.checkpoint import TrainState, save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
 

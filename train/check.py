@@ -23,9 +23,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from nsl.labels import labels_to_dicts
-from train.datasets import DatasetIndex, scan_dataset
-from train.neardup import connected_groups, hamming, near_pairs, open_reduced, phash_image
-from train.samples import load_split
+from nsl.dataset import DatasetIndex, scan_dataset
+from nsl.train.neardup import connected_groups, hamming, near_pairs, open_reduced, phash_image
+from nsl.samples import load_split
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ STRATEGIES = ("progressive", "single")
 
 def strategy_configs(config: dict) -> dict[str, dict]:
     """The two configurations, with the single phase given the progressive phases' total epochs."""
-    from train.phases import phases_from_config
+    from nsl.train.phases import phases_from_config
 
     progressive = {**copy.deepcopy(config), "strategy": "progressive"}
     budget = sum(phase.epochs for phase in phases_from_config(progressive))
@@ -46,7 +46,7 @@ def summarise_run(run_dir: Path, wall_s: float) -> dict:
 
 def compare_strategies(config: dict, out: str | Path) -> dict:
     """Train both strategies into ``out``; returns (and writes) the comparison."""
-    from train.run import train_run
+    from nsl.train.run import train_run
 
     out = Path(out)
     taken = [name for name in STRATEGIES if (out / name).exists()]

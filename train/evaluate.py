@@ -12,14 +12,14 @@ from tqdm import tqdm
 
 from nsl.fileio import write_json
 from nsl.labels import Label
-from train.samples import Sample
+from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 
 
 def predict_samples(model, samples: list[Sample], config: dict) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (N, classes) and true labels (N,) of the readable ``samples``, through the eval pipeline."""
-    from train.pipeline import make_dataset
+    from nsl.train.pipeline import make_dataset
 
     probs, labels = [], []
     batches = make_dataset(samples, {**config, "cache": False}, training=False)
@@ -76,8 +76,8 @@ def evaluate(model, samples: list[Sample], config: dict, class_labels: list[Labe
 def validate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     """`nsl val RUN_DIR [--data DIR]`: the run's best model on its test split, or on every image of ``data``."""
     from nsl.errors import DataError
-    from train.model import load_classifier
-    from train.run import load_run, set_up_tensorflow
+    from nsl.train.model import load_classifier
+    from nsl.train.run import load_run, set_up_tensorflow
 
     run_dir = Path(run_dir)
     config, labels, split = load_run(run_dir)
@@ -86,7 +86,7 @@ def validate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     if data is None:
         samples, source = split["test"] or split["val"], "test split" if split["test"] else "val split"
     else:
-        from train.datasets import load_for_training
+        from nsl.dataset import load_for_training
 
         index = load_for_training(Path(data).expanduser().resolve(), config)
         samples, source = index.samples, str(data)

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from nsl.errors import ConfigError, NslError
-from train.backbones import Backbone, check_options, get_backbone
+from nsl.train.backbones import Backbone, check_options, get_backbone
 
 log = logging.getLogger(__name__)
 

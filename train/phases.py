@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 
 from nsl.errors import ConfigError
-from train.model import backbone_layers
+from nsl.train.model import backbone_layers
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The tf.data input pipeline: files -> the device's own crop preprocessing -> cache -> augment -> batches.
 
-Decoding, resizing and the colour mode run through ``edge_app.preprocess`` (``read_image`` + ``prepare``) inside
+Decoding, resizing and the colour mode run through ``nsl.preprocess`` (``read_image`` + ``prepare``) inside
 ``tf.numpy_function``, so a training image is prepared by the very function the device uses. Images enter the
 model as float32 RGB 0..255 (the model rescales). Augmentation is sign-safe by default: small rotation, zoom,
 shift, brightness and contrast; a horizontal flip only when ``augment.hflip`` is true (it changes the hand).
@@ -13,9 +13,9 @@ from collections import Counter
 
 import numpy as np
 
-from edge_app.preprocess import CropSpec, prepare, read_image
+from nsl.preprocess import CropSpec, prepare, read_image
 from nsl.errors import ConfigError, NslError
-from train.samples import Sample
+from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from nsl.config import save_config
 from nsl.errors import ConfigError, NslError
 from nsl.fileio import read_json, write_json
 from nsl.labels import Label, labels_from_dicts, labels_to_dicts
-from train.samples import load_split, save_split
+from nsl.samples import load_split, save_split
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def set_up_tensorflow(config: dict) -> None:
 
 def load_data(config: dict) -> tuple[list[Label], dict]:
     """Scan and split the data of ``config['data']`` (nothing written yet)."""
-    from train.datasets import load_for_training
-    from train.split import make_split
+    from nsl.dataset import load_for_training
+    from nsl.train.split import make_split
 
     index = load_for_training(Path(config["data"]).expanduser().resolve(), config)
     split = make_split(index.samples, config)
@@ -85,8 +85,8 @@ def load_run(run_dir: str | Path) -> tuple[dict, list[Label], dict]:
 
 def fit_data(config: dict, split: dict, num_classes: int):
     """Training and validation datasets, steps per epoch and class weights for train.trainer."""
-    from train.pipeline import class_weights, make_dataset
-    from train.trainer import FitData
+    from nsl.train.pipeline import class_weights, make_dataset
+    from nsl.train.trainer import FitData
 
     one_hot = num_classes if float(config["label_smoothing"]) else 0
     steps = config.get("steps_per_epoch")
@@ -106,9 +106,9 @@ def train_run(config: dict, run_dir: str | Path | None = None, extra_callbacks=(
     """A new run: ``config`` resolved (nsl.config.resolve); ``run_dir`` default project/name[N];
     ``split_of``: a run directory whose labels and split this run reuses instead of splitting the data.
     The data and the model are checked before the run directory is made, so a mistake leaves nothing behind."""
-    from train.checkpoint import TrainState, save_checkpoint
-    from train.model import build_classifier
-    from train.trainer import distribution_scope, use_mixed_precision
+    from nsl.train.checkpoint import TrainState, save_checkpoint
+    from nsl.train.model import build_classifier
+    from nsl.train.trainer import distribution_scope, use_mixed_precision
 
     set_up_tensorflow(config)
     labels, split = load_run(split_of)[1:] if split_of else load_data(config)
@@ -128,9 +128,9 @@ def train_run(config: dict, run_dir: str | Path | None = None, extra_callbacks=(
 
 def resume_run(run_dir: str | Path, extra_callbacks=()) -> Path:
     """Continue an interrupted run at the phase and epoch of its last checkpoint."""
-    from train.checkpoint import load_last_model, load_state
-    from train.model import build_classifier
-    from train.trainer import distribution_scope, use_mixed_precision
+    from nsl.train.checkpoint import load_last_model, load_state
+    from nsl.train.model import build_classifier
+    from nsl.train.trainer import distribution_scope, use_mixed_precision
 
     run_dir = Path(run_dir)
     config, labels, split = load_run(run_dir)
@@ -155,8 +155,8 @@ def resume_run(run_dir: str | Path, extra_callbacks=()) -> Path:
 
 def _plan(model, config: dict, labels, split, extra_callbacks):
     """Phases, options and datasets, checked against the model (every phase's ``trainable`` must resolve)."""
-    from train.phases import phases_from_config, trainable_layers
-    from train.trainer import TrainOptions
+    from nsl.train.phases import phases_from_config, trainable_layers
+    from nsl.train.trainer import TrainOptions
 
     phases = phases_from_config(config)
     for phase in phases:
@@ -169,7 +169,7 @@ def _plan(model, config: dict, labels, split, extra_callbacks):
 
 
 def _train_and_finish(model, config, labels, split, run_dir: Path, state, history, plan) -> None:
-    from train.trainer import train_phases
+    from nsl.train.trainer import train_phases
 
     phases, options, data = plan
     try:
@@ -186,7 +186,7 @@ def float32_copy(model, config: dict, num_classes: int):
     ``model``'s weights: what best.keras holds for export."""
     import tf_keras as keras
 
-    from train.model import build_classifier
+    from nsl.train.model import build_classifier
 
     keras.mixed_precision.set_global_policy("float32")
     clean = build_classifier({**config, "weights": "none"}, num_classes, dropout=_dropout(config))
@@ -196,9 +196,9 @@ def float32_copy(model, config: dict, num_classes: int):
 
 def finish_run(model, config, labels, split, run_dir: Path, history: list, phases) -> dict:
     """Save the best model as a clean float32 graph, evaluate it on the test split, write the report."""
-    from train.checkpoint import save_model
-    from train.evaluate import evaluate
-    from train.report import write_report
+    from nsl.train.checkpoint import save_model
+    from nsl.train.evaluate import evaluate
+    from nsl.train.report import write_report
 
     final = float32_copy(model, config, len(labels))
     save_model(final, run_dir / "best.keras")

@@ -11,7 +11,7 @@
   records the group.
 
 The result depends only on the set of samples and the seed (the input order does not matter). Save it with
-``train.samples.save_split`` and reuse it; nothing here re-splits a run.
+``nsl.samples.save_split`` and reuse it; nothing here re-splits a run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from nsl.errors import ConfigError, DataError
-from train.samples import SPLITS, Sample
+from nsl.samples import SPLITS, Sample
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _deal_groups(group_of: np.ndarray, labels: np.ndarray, ratios, rng) -> np.nd
 
 
 def _grouped(samples: list[Sample], config: dict, ratios, rng) -> dict[str, list[Sample]]:
-    from train.neardup import connected_groups, near_pairs, phash_files
+    from nsl.train.neardup import connected_groups, near_pairs, phash_files
 
     distance = int(config.get("group_hash_distance", 6))
     hashes, valid = phash_files([s.path for s in samples])

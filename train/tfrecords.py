@@ -23,20 +23,6 @@ log = logging.getLogger(__name__)
 
 IMAGE_KEYS = ("image", "image/encoded", "image_raw")
 LABEL_KEYS = ("label", "image/class/label")
-RECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".record")
-
-
-def is_tfrecord(path: Path) -> bool:
-    """``x.tfrecord``, ``x.tfrec``, ``x.record`` or a shard such as ``train.tfrecord-00000-of-00004``."""
-    name = path.name.lower()
-    return path.suffix.lower() in RECORD_SUFFIXES or any(f"{s}-" in name for s in RECORD_SUFFIXES)
-
-
-def find_tfrecords(root: Path) -> list[Path]:
-    """The TFRecord files that ``root`` is or holds (recursively); [] for an image folder."""
-    if root.is_file():
-        return [root] if is_tfrecord(root) else []
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_tfrecord(p) and not p.name.startswith("."))
 
 
 def cache_root() -> Path:

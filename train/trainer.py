@@ -16,9 +16,9 @@ from pathlib import Path
 import tensorflow as tf
 import tf_keras as keras
 
-from train.callbacks import Checkpointer, EpochRecorder, GlobalBest, Progress
-from train.checkpoint import TrainState, save_checkpoint
-from train.phases import Phase, apply_phase, count_trainable_params, freeze_bn_setting
+from nsl.train.callbacks import Checkpointer, EpochRecorder, GlobalBest, Progress
+from nsl.train.checkpoint import TrainState, save_checkpoint
+from nsl.train.phases import Phase, apply_phase, count_trainable_params, freeze_bn_setting
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_app import camera_presets as presets
+from nsl.edge import camera_presets as presets
 from nsl.errors import NslError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge_app.preprocess import CropSpec, apply_color_mode, crop, crop_hand, expand_box, prepare, read_image, to_rgb
+from nsl.preprocess import CropSpec, apply_color_mode, crop, crop_hand, expand_box, prepare, read_image, to_rgb
 from nsl.errors import NslError
 
 

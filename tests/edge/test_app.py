@@ -10,11 +10,11 @@ import time
 import cv2
 import pytest
 
-from edge_app.app import App, AppOptions, run_app
-from edge_app.clips import letterbox, write_clip
-from edge_app.preprocess import read_image
-from edge_app.sources import FrameSource, SourceSpec
-from edge_app.timing import STAGES, StageTimer
+from nsl.edge.app import App, AppOptions, run_app
+from nsl.edge.clips import letterbox, write_clip
+from nsl.preprocess import read_image
+from nsl.edge.sources import FrameSource, SourceSpec
+from nsl.edge.timing import STAGES, StageTimer
 from tests.conftest import ROOT, env_python, real_data, run_nsl
 from tests.edge.conftest import error_line
 from tests.edge.test_sources import FakeCamera
@@ -101,8 +101,8 @@ def test_the_edge_app_never_imports_tensorflow(runs, tiny_bundle, clip):
         pytest.skip("no train environment with TensorFlow (NSL_TRAIN_PYTHON) to check against")
     script = (
         "import sys\n"
-        "from edge_app.app import AppOptions, run_app\n"
-        "import edge_app.commands, edge_app.predict, edge_app.hands, edge_app.hand_model, edge_app.render\n"
+        "from nsl.edge.app import AppOptions, run_app\n"
+        "import nsl.commands.edge, nsl.edge.predict, nsl.edge.hands, nsl.edge.hand_model, nsl.edge.render\n"
         f"run_app(AppOptions(model={str(tiny_bundle)!r}, source={str(clip)!r}, roi='100,100,200,200', "
         "headless=True, max_frames=3))\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))\n")

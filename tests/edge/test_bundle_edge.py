@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from edge_app.bundle import load_bundle
-from export.images import load_images
+from nsl.edge.bundle import load_bundle
+from nsl.export.images import load_images
 from nsl.fileio import read_json
 from tests.conftest import env_python, run_nsl
 from tests.edge.conftest import error_line
-from train.samples import load_split
+from nsl.samples import load_split
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from edge_app import hand_model as hm
+from nsl.edge import hand_model as hm
 from nsl.errors import NslError
 from tests.conftest import run_nsl
 from tests.edge.conftest import error_line

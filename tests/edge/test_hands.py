@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edge_app.hands import BoxTracks, MediaPipeHands, RoiHands, parse_roi
-from edge_app.preprocess import CropSpec, expand_box, read_image
+from nsl.edge.hands import BoxTracks, MediaPipeHands, RoiHands, parse_roi
+from nsl.preprocess import CropSpec, expand_box, read_image
 from nsl.errors import NslError
 from tests.conftest import real_data
 

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from edge_app import render
-from edge_app.hands import Hand
-from edge_app.render import GREEN, GREY, Renderer
+from nsl.edge import render
+from nsl.edge.hands import Hand
+from nsl.edge.render import GREEN, GREY, Renderer
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from edge_app.smoothing import HandSmoothers, LabelSmoother
-from edge_app.timing import STAGES, StageTimer, format_summary
+from nsl.edge.smoothing import HandSmoothers, LabelSmoother
+from nsl.edge.timing import STAGES, StageTimer, format_summary
 from nsl.errors import NslError
 
 

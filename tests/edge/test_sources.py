@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.sources import FrameSource, SourceSpec, parse_source
+from nsl.edge.sources import FrameSource, SourceSpec, parse_source
 from nsl.errors import NslError
 
 
@@ -114,7 +114,7 @@ def test_live_source_hands_over_the_newest_frame():
 def test_camera_lost_mid_stream_is_reconnected_with_backoff(caplog):
     camera = FakeCamera([5, -1, -1, None])  # 5 frames, unplugged for two attempts, then back
     source = FrameSource(SourceSpec("camera", 0), opener=camera, backoff=(0.05, 0.2))
-    caplog.set_level(logging.INFO, logger="edge_app.sources")
+    caplog.set_level(logging.INFO, logger="nsl.edge.sources")
     source.start()
     statuses, frames = set(), []
     deadline = time.monotonic() + 10

@@ -8,11 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from edge_app.bundle import load_bundle, open_bundle, sha256_of
-from edge_app.classifier import open_classifier
-from edge_app.preprocess import CropSpec
-from export.images import load_images
-from export.verify import gate_failures
+from nsl.edge.bundle import load_bundle, open_bundle
+from nsl.fileio import sha256_of
+from nsl.edge.classifier import open_classifier
+from nsl.preprocess import CropSpec
+from nsl.export.images import load_images
+from nsl.export.verify import gate_failures
 from nsl.config import resolve
 from nsl.errors import NslError
 from nsl.fileio import read_json
@@ -20,7 +21,7 @@ from tests.conftest import env_python, run_nsl
 from tests.edge.conftest import error_line
 from tests.export.conftest import is_trained
 from tests.train.conftest import make_synth
-from train.samples import load_split
+from nsl.samples import load_split
 
 EXPECTED_FILES = {"model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model_qat_int8.tflite",
                   "model_fp32.onnx", "model_int8.onnx", "model_qat_int8.onnx"}
@@ -72,7 +73,7 @@ def test_int8_agrees_with_keras_on_the_test_split(export_run, export_bundle, tes
     if not is_trained():
         pytest.skip("the untrained fallback run has near-uniform outputs: agreement means nothing there "
                     "(needs ../shared/weights for a trained tiny run)")
-    from train.model import load_classifier
+    from nsl.train.model import load_classifier
 
     images, labels = test_images
     keras_probs = load_classifier(export_run / "best.keras").predict(images.astype(np.float32), verbose=0)

@@ -1,4 +1,4 @@
-"""`python -m train.bench training|sweep` (sections of `nsl bench`) on the tiny synthetic set, --quick.
+"""`python -m nsl.train.bench training|sweep` (sections of `nsl bench`) on the tiny synthetic set, --quick.
 
 The sections run in-process (TensorFlow is loaded already); the one-line errors through a subprocess, as the
 orchestrator runs them. Figures are checked for shape and consistency (every table cell is the median of its
@@ -16,8 +16,8 @@ import pytest
 from nsl.fileio import read_json
 from tests.conftest import ROOT, env_python
 from nsl.errors import NslError
-from train.bench import bottleneck_note, main
-from train.bench_sweep import parse_sizes
+from nsl.train.bench import bottleneck_note, main
+from nsl.train.bench_sweep import parse_sizes
 
 SECTION_KEYS = {"section", "title", "machine", "tables", "notes", "raw"}
 
@@ -70,7 +70,7 @@ def test_sweep_section_and_reuse(tmp_path, synth_data, caplog):
     (history,) = cache.glob("*_32px/history.json")
     before = history.stat().st_mtime_ns
 
-    caplog.set_level(logging.INFO, logger="train.bench_sweep")
+    caplog.set_level(logging.INFO, logger="nsl.train.bench_sweep")
     assert main(argv) == 0  # a rerun reuses the run and the bundle: only the latency is measured again
     assert history.stat().st_mtime_ns == before and "sweep: reusing" in caplog.text
     assert "sweep: exporting" not in caplog.text
@@ -101,7 +101,7 @@ def test_bad_input_is_one_line(tmp_path, synth_data, args, message):
     argv = [*args, "--out", str(tmp_path / "x.json")]
     if "--data" not in args:
         argv += ["--data", str(synth_data)]
-    proc = subprocess.run([env_python("train"), "-m", "train.bench", *argv], capture_output=True, text=True,
+    proc = subprocess.run([env_python("train"), "-m", "nsl.train.bench", *argv], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr

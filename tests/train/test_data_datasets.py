@@ -7,8 +7,8 @@ import pytest
 
 from nsl.config import load_defaults
 from nsl.errors import DataError
-from train.datasets import load_for_training, natural_key, scan_dataset
-from train.synth import SUBSETS, synthesize
+from nsl.dataset import load_for_training, natural_key, scan_dataset
+from nsl.train.synth import SUBSETS, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_scanning_and_splitting_never_import_tensorflow(synth):
 
     from tests.conftest import ROOT, env_python
 
-    code = ("import sys; from train.datasets import scan_dataset; from train.split import make_split; "
+    code = ("import sys; from nsl.dataset import scan_dataset; from nsl.train.split import make_split; "
             f"index = scan_dataset({str(synth)!r}); split = make_split(index.samples, {{}}); "
             "print(len(index.samples), len(split['test']), 'tensorflow' in sys.modules)")
     proc = subprocess.run([env_python("edge"), "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

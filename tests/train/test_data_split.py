@@ -7,11 +7,11 @@ import pytest
 
 from nsl.config import load_defaults
 from nsl.errors import ConfigError, DataError
-from train.datasets import scan_dataset
-from train.neardup import near_pairs, phash_files
-from train.samples import Sample, load_split, save_split
-from train.split import make_split
-from train.synth import SESSION_LENGTH, SUBSETS, synthesize
+from nsl.dataset import scan_dataset
+from nsl.train.neardup import near_pairs, phash_files
+from nsl.samples import Sample, load_split, save_split
+from nsl.train.split import make_split
+from nsl.train.synth import SESSION_LENGTH, SUBSETS, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import tf_keras as keras
 from nsl.config import resolve
 from nsl.errors import NslError
 from tests.conftest import WEIGHTS_DIR, run_nsl
-from train.model import backbone_layers, build_classifier
+from nsl.train.model import backbone_layers, build_classifier
 
 SHARED_WEIGHTS = WEIGHTS_DIR / "mobilenet_v2_1.0_224_no_top.h5"
 
@@ -78,8 +78,8 @@ def test_cli_bad_weights_file_and_unknown_key_are_one_line_errors(tmp_path, synt
 
 def test_mixed_precision_model_is_saved_as_float32():
     """On a GPU the model trains in mixed_float16; best.keras must still be a plain float32 graph."""
-    from train.run import float32_copy
-    from train.trainer import use_mixed_precision
+    from nsl.train.run import float32_copy
+    from nsl.train.trainer import use_mixed_precision
 
     config = _config(mixed_precision="on")
     try:

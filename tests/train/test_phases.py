@@ -10,9 +10,9 @@ import tf_keras as keras
 
 from nsl.config import resolve
 from nsl.errors import ConfigError
-from train.model import backbone_layers, build_classifier
-from train.phases import Phase, apply_phase, phases_from_config
-from train.trainer import compile_for_phase
+from nsl.train.model import backbone_layers, build_classifier
+from nsl.train.phases import Phase, apply_phase, phases_from_config
+from nsl.train.trainer import compile_for_phase
 
 HEAD = {"pool", "dropout", "predictions"}
 

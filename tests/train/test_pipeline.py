@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.preprocess import CropSpec, prepare, read_image
+from nsl.preprocess import CropSpec, prepare, read_image
 from nsl.config import resolve
-from train.pipeline import augmenter, class_weights, make_dataset
-from train.samples import Sample
+from nsl.train.pipeline import augmenter, class_weights, make_dataset
+from nsl.samples import Sample
 
 
 def _batches(samples, config, **kwargs):

@@ -10,7 +10,7 @@ import tf_keras as keras
 from nsl.fileio import read_json
 from tests.conftest import env_python, run_nsl
 from tests.train.conftest import tiny_config
-from train.run import train_run
+from nsl.train.run import train_run
 
 
 class InterruptAfter(keras.callbacks.Callback):

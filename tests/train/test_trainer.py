@@ -12,11 +12,11 @@ import yaml
 from nsl.fileio import read_json
 from tests.conftest import run_nsl
 from tests.train.conftest import tiny_config
-from train.callbacks import GlobalBest
-from train.checkpoint import TrainState
-from train.evaluate import validate_run
-from train.run import train_run
-from train.samples import load_split
+from nsl.train.callbacks import GlobalBest
+from nsl.train.checkpoint import TrainState
+from nsl.train.evaluate import validate_run
+from nsl.train.run import train_run
+from nsl.samples import load_split
 
 RUN_FILES = ("config.yaml", "labels.json", "split.csv", "best.keras", "history.json", "metrics.json", "report.md",
              "training_curves.png", "confusion_matrix.png", "checkpoints/last.keras", "checkpoints/state.json")

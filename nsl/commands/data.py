@@ -15,7 +15,7 @@ from nsl.env import require
 
 def _synth(args) -> int:
     require("train", "data synth")
-    from train.synth import synthesize
+    from nsl.train.synth import synthesize
 
     out = synthesize(args.out, classes=args.classes, per_class=args.per_class, size=args.size, seed=args.seed,
                      force=args.force)
@@ -25,7 +25,7 @@ def _synth(args) -> int:
 
 def _check(args) -> int:
     require("train", "data check")
-    from train.check import check_dataset, format_report
+    from nsl.train.check import check_dataset, format_report
 
     report = check_dataset(args.folder, labels=args.labels, split_file=args.split, distance=args.distance,
                            workers=args.workers)
@@ -66,7 +66,7 @@ def _add_check(verbs, defaults: dict) -> None:
     parser.set_defaults(func=_check)
 
 
-def add_data_commands(commands) -> None:
+def add_commands(commands) -> None:
     """Register `nsl data synth` and `nsl data check`."""
     from nsl.config import load_defaults
 

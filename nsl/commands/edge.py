@@ -46,8 +46,8 @@ def _add_app(commands) -> None:
 
 def _run_app(args) -> int:
     require("edge", "app")
-    from edge_app.app import AppOptions, run_app
-    from edge_app.timing import format_summary
+    from nsl.edge.app import AppOptions, run_app
+    from nsl.edge.timing import format_summary
 
     fields = AppOptions.__dataclass_fields__
     summary = run_app(AppOptions(**{name: getattr(args, name) for name in fields}))
@@ -69,11 +69,11 @@ def _add_predict(commands) -> None:
 
 def _run_predict(args) -> int:
     require("edge", "predict")
-    from edge_app.bundle import load_bundle
-    from edge_app.hand_model import resolve
-    from edge_app.hands import MediaPipeHands, parse_roi
-    from edge_app.outputs import JsonLines
-    from edge_app.predict import collect_images, format_table, predict_images
+    from nsl.edge.bundle import load_bundle
+    from nsl.edge.hand_model import resolve
+    from nsl.edge.hands import MediaPipeHands, parse_roi
+    from nsl.edge.outputs import JsonLines
+    from nsl.edge.predict import collect_images, format_table, predict_images
 
     paths = collect_images(args.images)
     bundle, classifier = load_bundle(args.model, args.backend, args.precision, args.threads)
@@ -116,7 +116,7 @@ def _add_hand_model(commands) -> None:
 
 def _run_hand_model(args) -> int:
     require("edge", f"hand-model {args.action}")
-    from edge_app import hand_model
+    from nsl.edge import hand_model
 
     if args.action == "build":
         path = hand_model.build(args.variant, args.output, args.force)

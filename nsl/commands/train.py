@@ -30,7 +30,7 @@ def _train(args) -> int:
         raise NslError("--resume continues with the run's saved configuration; drop key=value, --config and --data")
     config = None if args.resume else _config_from_args(args)
     require("train", "train")
-    from train.run import resume_run, train_run
+    from nsl.train.run import resume_run, train_run
 
     run_dir = resume_run(args.resume) if args.resume else train_run(config)
     print(f"run: {run_dir}\nnext: nsl export {run_dir} --int8")
@@ -39,11 +39,11 @@ def _train(args) -> int:
 
 def _val(args) -> int:
     if (Path(args.run_dir) / "metadata.json").is_file():
-        from export.verify import val_bundle_command  # a model bundle: validated by the export side
+        from nsl.export.verify import val_bundle_command  # a model bundle: validated by the export side
 
         return int(val_bundle_command(args) or 0)
     require("train", "val")
-    from train.evaluate import validate_run
+    from nsl.train.evaluate import validate_run
 
     metrics = validate_run(args.run_dir, args.data)
     if args.json:
@@ -57,7 +57,7 @@ def _val(args) -> int:
 def _compare(args) -> int:
     config = _config_from_args(args)
     require("train", "compare")
-    from train.compare import compare_strategies, comparison_markdown
+    from nsl.train.compare import compare_strategies, comparison_markdown
 
     result = compare_strategies(config, Path(args.out))
     print(comparison_markdown(result))
@@ -74,7 +74,7 @@ def _add_config_arguments(parser, data_help: str) -> None:
                         help="how to split: stratified (default), subset (hold out a background), grouped")
 
 
-def add_train_commands(commands) -> None:
+def add_commands(commands) -> None:
     """Register `nsl train`, `nsl val`, `nsl compare`."""
     train = commands.add_parser("train", help="train a classifier on a folder of sign images -> RUN_DIR",
                                 epilog="e.g. nsl train data=data/synth imgsz=96 weights=none")

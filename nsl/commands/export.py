@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from export.calibration import DEFAULT_CALIB
-from export.qat import QAT_LR
+from nsl.export.calibration import DEFAULT_CALIB
+from nsl.export.qat import QAT_LR
 
 EXAMPLES = """examples:
   nsl export runs/exp --int8                       float + int8 TFLite and ONNX in runs/exp/bundle
@@ -45,9 +45,9 @@ def export_command(args) -> int:
     from nsl.env import require
 
     require("train", "export")
-    from export.exporter import ExportOptions, run_export
-    from export.formats import parse_formats
-    from export.report import metrics_table
+    from nsl.export.exporter import ExportOptions, run_export
+    from nsl.export.formats import parse_formats
+    from nsl.export.report import metrics_table
 
     options = ExportOptions(
         path=args.path, data=args.data, labels=args.labels, out=args.out, force=args.force,

@@ -6,7 +6,8 @@ Layouts (detected):
   the dataset is the union of its subsets and each sample remembers its subset.
 - ``folders``: ``ROOT/<class>/*.jpg`` (images may sit in sub-folders of a class folder).
 - ``tfrecord``: ``ROOT`` is, or holds, TFRecord files of ``tf.train.Example`` with ``image`` (encoded bytes) and
-  ``label`` (int64). They are extracted once into a cache of image files (see ``train.tfrecords``), so every
+  ``label`` (int64). They are extracted once into a cache of image files (``nsl.train.tfrecords``, which registers itself here:
+  TensorFlow reads the records, so a TFRecord dataset needs the train environment), so every
   later step works with paths.
 
 Labels: ``nsl36`` (class folder ``N`` -> consonant ``N``; the label set is the first max(N)+1 consonants, so
@@ -23,18 +24,40 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from nsl.errors import DataError
-from nsl.labels import Label, labels_from_names, load_labels
-from train.samples import Sample
+from nsl.fileio import IMAGE_SUFFIXES, is_image_file
+from nsl.labels import Label, label_keys, labels_from_names, load_labels
+from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 IGNORED_NAMES = ("__MACOSX", "Thumbs.db", "desktop.ini")
+RECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".record")
+_record_extractor: Callable[[list[Path]], Path] | None = None
+
+
+def register_record_extractor(extract: Callable[[list[Path]], Path]) -> None:
+    """Called by the train side (TensorFlow reads TFRecords): ``extract(records) -> folder of class folders``."""
+    global _record_extractor
+    _record_extractor = extract
+
+
+def is_tfrecord(path: Path) -> bool:
+    """``x.tfrecord``, ``x.tfrec``, ``x.record`` or a shard such as ``train.tfrecord-00000-of-00004``."""
+    name = path.name.lower()
+    return path.suffix.lower() in RECORD_SUFFIXES or any(f"{s}-" in name for s in RECORD_SUFFIXES)
+
+
+def find_tfrecords(root: Path) -> list[Path]:
+    """The TFRecord files that ``root`` is or holds (recursively); [] for an image folder."""
+    if root.is_file():
+        return [root] if is_tfrecord(root) else []
+    return sorted(p for p in root.rglob("*") if p.is_file() and is_tfrecord(p) and not p.name.startswith("."))
 
 
 @dataclass
@@ -76,10 +99,6 @@ def _children(folder: Path) -> tuple[list[Path], list[Path]]:
     return [p for p in entries if p.is_dir()], [p for p in entries if p.is_file()]
 
 
-def is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
-
-
 def _class_files(folder: Path) -> list[Path]:
     """All files under a class folder (recursively), hidden ones left out, in natural order."""
     files = [p for p in folder.rglob("*") if p.is_file()
@@ -91,15 +110,15 @@ def _detect_layout(root: Path) -> tuple[str, dict[str, list[Path]]]:
     """The layout and its class folders by subset ("" for a flat layout)."""
     folders, files = _children(root)
     if not folders:
-        has_images = any(is_image_name(p) for p in files)
+        has_images = any(is_image_file(p) for p in files)
         hint = " (the images must sit in one folder per class)" if has_images else ""
         raise DataError(f"{root}: no class folders found{hint}")
-    direct_images = [f for f in folders if any(is_image_name(p) for p in _children(f)[1])]
+    direct_images = [f for f in folders if any(is_image_file(p) for p in _children(f)[1])]
     if direct_images:
         return "folders", {"": folders}
     subsets = {f.name: _children(f)[0] for f in folders}
     if len(folders) == 1 and subsets[folders[0].name] and not any(
-            is_image_name(p) for sub in subsets[folders[0].name] for p in _children(sub)[1]):
+            is_image_file(p) for sub in subsets[folders[0].name] for p in _children(sub)[1]):
         log.info("%s: using the single folder inside it, %s", root, folders[0].name)
         return _detect_layout(folders[0])
     if all(subsets.values()):
@@ -121,10 +140,7 @@ def _label_map(labels_spec: str, class_names: list[str], root: Path) -> tuple[li
                             f"name the folders by class index or use labels=auto (folder names as labels)")
         labels = builtin[:max(int(n) for n in class_names) + 1]
         return labels, {n: int(n) for n in class_names}
-    keys = {}
-    for label in builtin:
-        for key in (str(label.index), label.name, label.roman):
-            keys.setdefault(key, label.index)
+    keys = label_keys(builtin)
     unknown = [n for n in class_names if n not in keys]
     if unknown:
         raise DataError(f"{spec}: labels file does not match class folder '{unknown[0]}' in {root} "
@@ -139,10 +155,10 @@ def _collect(root: Path, layout: str, class_folders: dict[str, list[Path]], labe
     for subset, folders in class_folders.items():
         for folder in folders:
             files = _class_files(folder)
-            images = [p for p in files if is_image_name(p)]
-            index.other_files += [str(p) for p in files if not is_image_name(p)]
+            images = [p for p in files if is_image_file(p)]
+            index.other_files += [str(p) for p in files if not is_image_file(p)]
             if not images:
-                raise DataError(f"{folder}: class folder has no images ({', '.join(IMAGE_EXTENSIONS)}); "
+                raise DataError(f"{folder}: class folder has no images ({', '.join(IMAGE_SUFFIXES)}); "
                                 f"add images or remove the folder")
             for path in images:
                 if path.stat().st_size == 0:
@@ -160,11 +176,12 @@ def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex
     root = Path(root).expanduser()
     if not root.exists():
         raise DataError(f"{root}: dataset folder not found")
-    from train.tfrecords import find_tfrecords  # light: TensorFlow is imported only to extract
     records = find_tfrecords(root)
     if records:
-        from train.tfrecords import extract_tfrecords
-        index = scan_dataset(extract_tfrecords(records), labels)
+        if _record_extractor is None:
+            raise DataError(f"{root}: TFRecord files; reading them needs TensorFlow (the train environment: "
+                            f"pip install 'nsl-edge[train]'), or extract them to class folders first")
+        index = scan_dataset(_record_extractor(records), labels)
         index.root, index.layout = root, "tfrecord"
         return index
     if not root.is_dir():
