@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from nsl.edge.classifier import open_classifier
-from nsl.preprocess import CropSpec
 from nsl.export import bundle as bundle_meta
 from nsl.export.calibration import DEFAULT_CALIB, calibration_images
 from nsl.export.formats import ExportContext, build_format, select_formats
@@ -58,10 +56,10 @@ def _check_model(model, source: ExportSource) -> ExportSource:
                        f"labels (pass the labels it was trained with: --labels nsl36|auto|CSV)")
     size = int(model.input_shape[1])
     if not source.from_run:
-        return dataclasses.replace(source, config={**source.config, "imgsz": size})
-    if size != int(source.config["imgsz"]):
+        return source.with_imgsz(size)
+    if size != source.options.model.imgsz:
         raise NslError(f"{source.model_path}: model input is {size} px but the run's config says imgsz "
-                       f"{source.config['imgsz']} (a damaged run folder?)")
+                       f"{source.options.model.imgsz} (a damaged run folder?)")
     return source
 
 
@@ -83,8 +81,8 @@ class _KerasPredictor:
 def _calibration(options: ExportOptions, source: ExportSource) -> np.ndarray | None:
     if not (options.int8 or options.qat):
         return None
-    return calibration_images(source.train, options.calib, len(source.labels), CropSpec.from_config(source.config),
-                              source.data_root, int(source.config["seed"]))
+    return calibration_images(source.train, options.calib, len(source.labels), source.options.crop,
+                              source.data_root, source.options.hparams.seed)
 
 
 def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, calibration: np.ndarray | None,
@@ -94,11 +92,11 @@ def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, cal
     from nsl.export.converters import to_savedmodel
     from nsl.export.qat import qat_savedmodel
 
-    crop = CropSpec.from_config(source.config)
+    crop = source.options.crop
     selected = select_formats(list(options.formats), options.fp16, options.int8, options.qat > 0)
     ctx = ExportContext(work, to_savedmodel(model, work / "saved_model"), calibration)
     if options.qat:
-        ctx.qat_saved_model = qat_savedmodel(model, source.train, source.config, options.qat, calibration,
+        ctx.qat_saved_model = qat_savedmodel(model, source.train, source.options, options.qat, calibration,
                                              work / "qat_saved_model", options.qat_lr)
     files = {}
     for fmt in selected:
@@ -121,7 +119,7 @@ def run_export(options: ExportOptions) -> tuple[Path, dict]:
     model = load_classifier(source.model_path)
     source = _check_model(model, source)
     calibration = _calibration(options, source)
-    crop = CropSpec.from_config(source.config)
+    crop = source.options.crop
     test = load_images(source.test, crop, source.data_root, what="test images")
     keras_probs, keras_metrics = _keras_reference(model, *test)
     log.info("Keras model: top1 %.4f top3 %.4f on %d test images", keras_metrics["top1"], keras_metrics["top3"],

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nsl.errors import NslError
+from nsl.options import Options
 from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def freeze_batch_norm(model) -> None:
             layer.trainable = False
 
 
-def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, calibration: np.ndarray,
+def fine_tune(model, train_samples: list[Sample], options: Options, epochs: int, calibration: np.ndarray,
               lr: float = QAT_LR):
     """QAT copy of ``model``, ranges from ``calibration``, trained ``epochs`` epochs on ``train_samples``."""
     import tf_keras as keras
@@ -103,16 +104,16 @@ def fine_tune(model, train_samples: list[Sample], config: dict, epochs: int, cal
     initialise_ranges(qat_model, calibration)
     qat_model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-    steps = config.get("steps_per_epoch")
-    dataset = make_dataset(train_samples, config, training=True, repeat=bool(steps))
+    steps = options.hparams.steps_per_epoch
+    dataset = make_dataset(train_samples, options, training=True, repeat=bool(steps))
     history = qat_model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0)
     log.info("QAT: %d epoch(s) at lr %g, training accuracy %.4f", epochs, lr, history.history["accuracy"][-1])
     return qat_model
 
 
-def qat_savedmodel(model, train_samples: list[Sample], config: dict, epochs: int, calibration: np.ndarray,
+def qat_savedmodel(model, train_samples: list[Sample], options: Options, epochs: int, calibration: np.ndarray,
                    folder: Path, lr: float = QAT_LR) -> Path:
     """Fine-tune with QAT and export the result as a SavedModel for the converters."""
     from nsl.export.converters import to_savedmodel
 
-    return to_savedmodel(fine_tune(model, train_samples, config, epochs, calibration, lr), folder)
+    return to_savedmodel(fine_tune(model, train_samples, options, epochs, calibration, lr), folder)

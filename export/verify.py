@@ -10,7 +10,6 @@ TF-free (numpy, OpenCV and the runtimes): ``nsl val BUNDLE --data DIR`` runs thi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -110,23 +109,22 @@ def check_gate(files: dict[str, dict], float_top1: dict[str, float], max_drop: f
 
 def _source_test_split(bundle) -> list:
     """Without --data: the test split of the run the bundle was exported from, when it is on this machine."""
-    from nsl.samples import load_split
+    from nsl.rundir import RunDir
 
-    split_file = Path(bundle.metadata.get("source_run", "")) / "split.csv"
-    if not split_file.is_file():
+    run = RunDir(Path(bundle.metadata.get("source_run", "")))
+    if not run.split_file.is_file():
         raise NslError(f"{bundle.path}: pass --data DIR (a labelled image folder); the source run's split "
-                       f"{split_file} is not on this machine")
-    return load_split(split_file)["test"]
+                       f"{run.split_file} is not on this machine")
+    return run.split()["test"]
 
 
-def val_bundle_command(args) -> int:
-    """``nsl val BUNDLE --data DIR``: every file of a bundle on a labelled folder; prints a table."""
+def validate_bundle(path: str | Path, data: str | Path | None = None) -> dict[str, dict]:
+    """Every file of a bundle on a labelled folder (``data``), or on the source run's test split: each file's
+    metadata entry with the measured ``metrics``; int8 files are compared with the float file of their format."""
     from nsl.edge.bundle import open_bundle
     from nsl.export.images import load_images, samples_for_labels
-    from nsl.export.report import metrics_table
 
-    bundle = open_bundle(Path(args.run_dir))
-    data = getattr(args, "data", None)
+    bundle = open_bundle(Path(path))
     samples = samples_for_labels(data, bundle.labels) if data else _source_test_split(bundle)
     images, labels = load_images(samples, bundle.crop, what="validation images")
     results: dict[str, dict] = {}
@@ -136,10 +134,9 @@ def val_bundle_command(args) -> int:
         if entry["precision"] == "fp32":
             references[entry["format"]] = probs
         results[name] = {**entry, "metrics": metrics}
-    print(json.dumps(results, indent=2, ensure_ascii=False) if getattr(args, "json", False)
-          else metrics_table(results))
-    float_top1 = {e["format"]: e["metrics"]["top1"] for e in results.values() if e["precision"] == "fp32"}
-    max_drop = getattr(args, "max_drop", None)  # a report by default; a gate when the caller offers --max-drop
-    check_gate(results, float_top1, 1.0 if max_drop is None else float(max_drop),
-               allow_drop=max_drop is None or bool(getattr(args, "allow_drop", False)))
-    return 0
+    return results
+
+
+def float_top1(results: dict[str, dict]) -> dict[str, float]:
+    """Top-1 of each format's float file: the reference of the gate in ``nsl val BUNDLE``."""
+    return {e["format"]: e["metrics"]["top1"] for e in results.values() if e["precision"] == "fp32"}

@@ -1,94 +1,106 @@
-"""Configuration: the YAML defaults, an optional file, and ``key=value`` overrides, validated against the defaults.
+"""Configuration: defaults < ``--config FILE`` < ``key=value`` < flags, resolved once into ``nsl.options.Options``.
 
-Keys are those of ``defaults.yaml``; nested keys use dots (``augment.rotation=10``). Unknown keys fail with the
-closest known key; values are parsed as YAML (``weights=none`` -> None is avoided: 'none' stays a string) and
-checked against the type of the default.
+Keys are the fields of ``nsl.options`` (flat, except ``augment.*`` and ``single.*``, which nest). Unknown keys fail
+with the closest known key; every value is parsed by its field's kind (``nsl.fields``): ``mixed_precision=on``,
+``cache=no`` and ``freeze_bn=true`` mean what a user means, ``epochs=abc`` or ``imgsz=-5`` is a one-line error.
+``nsl/defaults.yaml`` is generated from the same declarations (``python -m nsl.config > nsl/defaults.yaml``; a test
+keeps it current), so the documented defaults cannot drift from the checked ones.
+
+A run saves its resolved options as ``config.yaml`` (``save_config``); ``resolve(base=...)`` reads one back on top of
+today's defaults, so a key added since the run was made takes its default, and a key since removed is dropped with
+a log line (``nsl.rundir.RunDir.options``).
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import difflib
-from importlib import resources
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from nsl.errors import ConfigError
 from nsl.fileio import write_text
+from nsl.options import Options, Phase
+
+log = logging.getLogger(__name__)
 
 
-def load_defaults() -> dict:
-    return yaml.safe_load(resources.files("nsl").joinpath("defaults.yaml").read_text(encoding="utf-8"))
+@dataclasses.dataclass(frozen=True)
+class KeySpec:
+    """One configuration key: where it lives in ``Options`` and how it is parsed."""
+
+    key: str                 # as written: imgsz, augment.rotation
+    path: tuple[str, ...]    # attribute path in Options: ("model", "imgsz")
+    kind: Any
+    default: Any
+    help: str
 
 
-def _did_you_mean(key: str, known) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
+def _walk(cls, path: tuple[str, ...] = (), prefix: str = "") -> Iterator[KeySpec]:
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("group"):
+            nested = f"{prefix}{f.name}." if f.metadata.get("prefix") else prefix
+            yield from _walk(f.type if isinstance(f.type, type) else f.default_factory, (*path, f.name), nested)
+        else:
+            yield KeySpec(prefix + f.name, (*path, f.name), f.metadata["kind"], f.default, f.metadata["help"])
+
+
+KEYS: dict[str, KeySpec] = {spec.key: spec for spec in _walk(Options)}
+GROUPS = sorted({key.split(".")[0] for key in KEYS if "." in key})  # augment, single
+
+
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, list(KEYS) + GROUPS, n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _parse_value(text: str) -> Any:
-    if text.strip().lower() == "none":  # 'none' is a meaningful string (weights=none), not YAML null
-        return "none"
+def _plain(value: Any) -> Any:
+    """A value as YAML writes it: tuples as lists, phases as mappings."""
+    if isinstance(value, Phase):
+        return dataclasses.asdict(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def flatten(data: dict, source: str, strict: bool = True) -> dict[str, Any]:
+    """A nested mapping (YAML) -> {dotted key: value}; unknown keys raise (``strict``) or are dropped with a log line."""
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        name = str(name).strip().replace("-", "_")
+        if name in GROUPS and isinstance(value, dict):
+            for sub, sub_value in flatten({f"{name}.{k}": v for k, v in value.items()}, source, strict).items():
+                flat[sub] = sub_value
+        elif name in KEYS:
+            flat[name] = value
+        elif name in GROUPS:
+            raise ConfigError(f"{source}: config key '{name}' is a group: give its keys ({name}.KEY=VALUE) or a "
+                              f"mapping, got {value!r}")
+        elif strict:
+            raise ConfigError(f"{source}: unknown config key '{name}'{_did_you_mean(name)}")
+        else:
+            log.info("%s: key '%s' is no longer used by this version; ignored", source, name)
+    return flat
+
+
+def parse_value(text: str) -> Any:
+    """A ``key=value`` value: YAML (numbers, lists, mappings, true/false); anything else stays text."""
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
         return text
 
 
-def _check_type(key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}': expected true or false, got {value!r}")
-        return value
-    if isinstance(default, (int, float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{key}': expected a number, got {value!r}")
-        if isinstance(default, int) and not float(value).is_integer():
-            raise ConfigError(f"config key '{key}': expected an integer, got {value!r}")
-        return type(default)(value)
-    if isinstance(default, str) and not isinstance(value, str):
-        return str(value)
-    if isinstance(default, list) and not isinstance(value, list):
-        raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
-    return value
-
-
-def _set(config: dict, defaults: dict, dotted: str, value: Any, source: str) -> None:
-    parts = dotted.split(".")
-    node, ref = config, defaults
-    for depth, part in enumerate(parts):
-        if not isinstance(ref, dict) or part not in ref:
-            known = ref.keys() if isinstance(ref, dict) else []
-            prefix = ".".join(parts[:depth])
-            shown = f"{prefix}.{part}" if prefix else part
-            raise ConfigError(f"{source}: unknown config key '{shown}'{_did_you_mean(part, known)}")
-        if depth == len(parts) - 1:
-            if isinstance(ref[part], dict) and isinstance(value, dict):
-                for sub_key, sub_value in value.items():
-                    _set(node[part], ref[part], sub_key, sub_value, source)
-            else:
-                node[part] = _check_type(dotted, value, ref[part])
-        else:
-            node, ref = node[part], ref[part]
-
-
-def merge(config: dict, defaults: dict, updates: dict, source: str) -> dict:
-    for key, value in updates.items():
-        _set(config, defaults, key, value, source)
-    return config
-
-
-def parse_overrides(items: list[str]) -> dict:
+def parse_overrides(items: list[str]) -> dict[str, Any]:
     updates = {}
     for item in items:
         if "=" not in item:
             raise ConfigError(f"argument '{item}': expected key=value (for example epochs=3 or augment.hflip=true)")
         key, _, text = item.partition("=")
-        updates[key.strip().replace("-", "_")] = _parse_value(text)
+        updates[key.strip().replace("-", "_")] = parse_value(text)
     return updates
 
 
@@ -98,25 +110,132 @@ def read_config_file(path: str | Path) -> dict:
         raise ConfigError(f"{path}: config file not found")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of key: value at the top level")
     return data
 
 
+def build(values: dict[str, Any]) -> Options:
+    """{dotted key: raw value} (every key of ``KEYS``) -> Options, each value parsed by its kind."""
+    tree: dict = {}
+    for key, spec in KEYS.items():
+        node = tree
+        for part in spec.path[:-1]:
+            node = node.setdefault(part, {})
+        node[spec.path[-1]] = spec.kind.parse(key, values[key])
+    return _instantiate(Options, tree)
+
+
+def _instantiate(cls, tree: dict):
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        value = tree[f.name]
+        kwargs[f.name] = _instantiate(f.type if isinstance(f.type, type) else f.default_factory, value) \
+            if f.metadata.get("group") else value
+    return cls(**kwargs)
+
+
 def resolve(config_file: str | Path | None = None, overrides: list[str] | dict | None = None,
-            base: dict | None = None) -> dict:
-    """Defaults (or ``base``, e.g. a run's saved config) < config file < overrides."""
-    defaults = load_defaults()
-    config = copy.deepcopy(base if base is not None else defaults)
+            base: dict | None = None, check_paths: bool = True) -> Options:
+    """Defaults < ``base`` (a run's saved config) < config file < overrides (None values are ignored), checked.
+
+    ``check_paths``: the data, labels and weights files must exist (a new run; a saved run is read without it)."""
+    values = {key: _plain(spec.default) for key, spec in KEYS.items()}
+    if base:
+        values.update(flatten(base, "saved config", strict=False))
     if config_file:
-        merge(config, defaults, read_config_file(config_file), str(config_file))
+        values.update(flatten(read_config_file(config_file), str(config_file)))
     if overrides:
         updates = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        merge(config, defaults, {k: v for k, v in updates.items() if v is not None}, "command line")
-    return config
+        values.update(flatten({k: v for k, v in updates.items() if v is not None}, "command line"))
+    options = build(values)
+    return options.check_paths() if check_paths else options
 
 
-def save_config(config: dict, path: str | Path) -> Path:
-    return write_text(path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+def get(options: Options, key: str) -> Any:
+    """The value of a dotted key (``augment.rotation``)."""
+    node: Any = options
+    for part in KEYS[key].path:
+        node = getattr(node, part)
+    return node
+
+
+def to_dict(options: Options) -> dict:
+    """The options as a nested mapping in the order of ``KEYS``: what ``config.yaml`` holds."""
+    out: dict = {}
+    for key in KEYS:
+        value = _plain(get(options, key))
+        if "." in key:
+            group_name, name = key.split(".", 1)
+            out.setdefault(group_name, {})[name] = value
+        else:
+            out[key] = value
+    return out
+
+
+def updated(options: Options, changes: dict[str, Any]) -> Options:
+    """A copy of ``options`` with ``changes`` ({dotted key: value}, None included) applied and checked."""
+    values = flatten(to_dict(options), "options")
+    values.update(flatten(changes, "changes"))
+    return build(values)
+
+
+def save_config(options: Options, path: str | Path) -> Path:
+    return write_text(path, yaml.safe_dump(to_dict(options), sort_keys=False, allow_unicode=True))
+
+
+def load_defaults() -> dict:
+    """The defaults as a nested mapping (as ``config.yaml`` would hold them)."""
+    return to_dict(build({key: _plain(spec.default) for key, spec in KEYS.items()}))
+
+
+def _yaml_value(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000, sort_keys=False).strip()
+    return text[:-4].strip() if text.endswith("\n...") else text.removesuffix("...").strip()
+
+
+def render_defaults() -> str:
+    """``nsl/defaults.yaml``: every key with its default, type and one-line help."""
+    lines = ["# nsl-edge defaults, generated from nsl/options.py (python -m nsl.config > nsl/defaults.yaml).",
+             "# Every key can be overridden: `nsl train key=value ...`, `--config FILE`, or a flag.",
+             "# Precedence: this file < --config FILE < key=value / flags. The resolved set is saved in every run.", ""]
+    for group_field in dataclasses.fields(Options):
+        lines.append(f"# --- {group_field.metadata['help']} ---")
+        nested = None
+        for key, spec in KEYS.items():
+            if spec.path[0] != group_field.name:
+                continue
+            if "." in key:
+                head, name = key.split(".", 1)
+                if head != nested:
+                    nested = head
+                    lines.append(f"{head}:{' ' * max(1, 26 - len(head))}# {_group_help(spec.path)}")
+                lines.append(_line(f"  {name}", spec))
+            else:
+                if spec.key == "phases":
+                    lines.append(f"phases:{' ' * 21}# ({spec.kind.label()}) {spec.help}")
+                    lines += [f"  - {_yaml_value(_plain(p))}" for p in spec.default]
+                    continue
+                lines.append(_line(key, spec))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _group_help(path: tuple[str, ...]) -> str:
+    cls = Options
+    for part in path[:-1]:
+        f = next(f for f in dataclasses.fields(cls) if f.name == part)
+        help_text = f.metadata["help"]
+        cls = f.type if isinstance(f.type, type) else f.default_factory
+    return help_text
+
+
+def _line(name: str, spec: KeySpec) -> str:
+    value = f"{name}: {_yaml_value(_plain(spec.default))}"
+    return f"{value:<27} # ({spec.kind.label()}) {spec.help}"
+
+
+if __name__ == "__main__":
+    print(render_defaults(), end="")

@@ -219,9 +219,9 @@ def find_unreadable(paths: list[str], workers: int = 4) -> list[tuple[str, str]]
     return [(path, reason) for path, reason in zip(paths, reasons) if reason]
 
 
-def load_for_training(root: str | Path, config: dict) -> DatasetIndex:
+def load_for_training(root: str | Path, labels: str | Path = "nsl36", max_bad_fraction: float = 0.05) -> DatasetIndex:
     """Scan and decode-check every image; bad files are listed, dropped, and stop the run past a share."""
-    index = scan_dataset(root, config.get("labels", "nsl36"))
+    index = scan_dataset(root, labels)
     index.bad_files += find_unreadable([s.path for s in index.samples])
     bad_paths = {path for path, _ in index.bad_files}
     index.samples = [s for s in index.samples if s.path not in bad_paths]
@@ -230,7 +230,7 @@ def load_for_training(root: str | Path, config: dict) -> DatasetIndex:
         first = "; ".join(f"{path} ({reason})" for path, reason in index.bad_files[:3])
         log.warning("%s: %d of %d images cannot be used and are skipped, e.g. %s", index.root,
                     len(index.bad_files), total, first)
-        share, limit = len(index.bad_files) / total, float(config.get("max_bad_fraction", 0.05))
+        share, limit = len(index.bad_files) / total, max_bad_fraction
         if share > limit:
             raise DataError(f"{index.root}: {share:.0%} of the images cannot be used (more than "
                             f"max_bad_fraction={limit}), e.g. {index.bad_files[0][0]}; "

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nsl.errors import ConfigError
+from nsl.options import BACKBONE_ALPHAS
 
 IMAGENET_SIZES = (96, 128, 160, 192, 224)
 
@@ -21,8 +22,12 @@ class Backbone:
     name: str
     constructor: str          # attribute of tf_keras.applications
     normalises: bool          # True: takes 0..255 pixels; False: wants -1..1 (the model adds a Rescaling layer)
-    alphas: tuple = (1.0,)    # width multipliers the constructor accepts with ImageNet weights
     weights_file: str = ""    # the Keras file name of the ImageNet weights (no top), for the offline hint
+
+    @property
+    def alphas(self) -> tuple:
+        """Width multipliers with ImageNet weights (nsl.options checks alpha against them)."""
+        return BACKBONE_ALPHAS[self.name]
 
     def build(self, input_tensor, alpha: float, weights: str | None):
         """Call the constructor; ``weights`` is 'imagenet' or None (a PATH is loaded later by train.model)."""
@@ -35,13 +40,12 @@ class Backbone:
 
 
 REGISTRY = {
-    "mobilenet_v2": Backbone("mobilenet_v2", "MobileNetV2", False, (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
-                             "mobilenet_v2_1.0_224_no_top.h5"),
-    "mobilenet_v3_small": Backbone("mobilenet_v3_small", "MobileNetV3Small", True, (0.75, 1.0),
+    "mobilenet_v2": Backbone("mobilenet_v2", "MobileNetV2", False, "mobilenet_v2_1.0_224_no_top.h5"),
+    "mobilenet_v3_small": Backbone("mobilenet_v3_small", "MobileNetV3Small", True,
                                    "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5"),
-    "mobilenet_v3_large": Backbone("mobilenet_v3_large", "MobileNetV3Large", True, (0.75, 1.0),
+    "mobilenet_v3_large": Backbone("mobilenet_v3_large", "MobileNetV3Large", True,
                                    "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"),
-    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNetB0", True, (1.0,), "efficientnetb0_notop.h5"),
+    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNetB0", True, "efficientnetb0_notop.h5"),
 }
 
 
@@ -52,14 +56,3 @@ def get_backbone(name: str) -> Backbone:
     except KeyError:
         raise ConfigError(f"config key 'backbone': unknown backbone {name!r} "
                           f"(choose one of {', '.join(REGISTRY)})") from None
-
-
-def check_options(backbone: Backbone, alpha: float, weights: str, imgsz: int) -> None:
-    """Reject combinations the constructor would refuse with a long traceback."""
-    if imgsz < 32:
-        raise ConfigError(f"config key 'imgsz': {imgsz} is too small for {backbone.name} (use 32 or more)")
-    if not backbone.name.startswith("mobilenet") and alpha != 1.0:
-        raise ConfigError(f"config key 'alpha': {backbone.name} has no width multiplier (use alpha=1.0)")
-    if weights == "imagenet" and alpha not in backbone.alphas:
-        raise ConfigError(f"config key 'alpha': ImageNet weights of {backbone.name} exist for alpha "
-                          f"{', '.join(map(str, backbone.alphas))}, not {alpha} (or use weights=none)")

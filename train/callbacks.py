@@ -1,6 +1,6 @@
 """Keras callbacks of the trainer: the per-epoch record, early stopping across phases, checkpoints, progress.
 
-They share one ``TrainState`` (train.checkpoint) owned by the trainer; the order in the callback list matters:
+They share one ``TrainState`` (nsl.rundir) owned by the trainer; the order in the callback list matters:
 record -> global best -> plateau -> checkpoint, so a checkpoint holds the epoch's full outcome.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import tf_keras as keras
 from tqdm import tqdm
 
-from nsl.fileio import write_json
-from nsl.train.checkpoint import TrainState, save_checkpoint, save_model
+from nsl.rundir import RunDir, TrainState
+from nsl.train.checkpoint import save_checkpoint, save_model
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,14 @@ class GlobalBest(keras.callbacks.Callback):
 class Checkpointer(keras.callbacks.Callback):
     """After every epoch: checkpoints/last.keras, checkpoints/state.json and history.json, atomically."""
 
-    def __init__(self, run_dir: Path, state: TrainState, history: list):
+    def __init__(self, run: RunDir, state: TrainState, history: list):
         super().__init__()
-        self.run_dir, self.state, self.history = Path(run_dir), state, history
+        self.run, self.state, self.history = run, state, history
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.lr = current_lr(self.model)
-        save_checkpoint(self.run_dir, self.model, self.state)
-        write_json(self.run_dir / "history.json", self.history)
+        save_checkpoint(self.run, self.model, self.state)
+        self.run.write_history(self.history)
 
 
 class Progress(keras.callbacks.Callback):

@@ -8,33 +8,33 @@ accuracy gap at that epoch, epochs run and wall time. Written as OUT/comparison.
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from pathlib import Path
 
+from nsl.config import updated
 from nsl.errors import NslError
-from nsl.fileio import read_json, write_json, write_text
+from nsl.fileio import write_json, write_text
+from nsl.options import Options
+from nsl.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("progressive", "single")
 
 
-def strategy_configs(config: dict) -> dict[str, dict]:
-    """The two configurations, with the single phase given the progressive phases' total epochs."""
-    from nsl.train.phases import phases_from_config
-
-    progressive = {**copy.deepcopy(config), "strategy": "progressive"}
-    budget = sum(phase.epochs for phase in phases_from_config(progressive))
-    single = {**copy.deepcopy(config), "strategy": "single", "epochs": None}
-    single["single"] = {**single["single"], "epochs": budget}
+def strategy_options(options: Options) -> dict[str, Options]:
+    """The two runs' options, with the single phase given the progressive phases' total epochs."""
+    progressive = updated(options, {"strategy": "progressive"})
+    budget = sum(phase.epochs for phase in progressive.hparams.phase_plan())
+    single = updated(options, {"strategy": "single", "epochs": None, "single.epochs": budget})
     return {"progressive": progressive, "single": single}
 
 
 def summarise_run(run_dir: Path, wall_s: float) -> dict:
     """One row of the comparison, from a finished run's history.json and metrics.json."""
-    history, metrics = read_json(run_dir / "history.json"), read_json(run_dir / "metrics.json")
+    run = RunDir.open(run_dir)
+    history, metrics = run.history(), run.metrics()
     scored = [entry for entry in history if "val_loss" in entry]
     best = min(scored, key=lambda entry: entry["val_loss"]) if scored else {}
     gap = best.get("accuracy", float("nan")) - best.get("val_accuracy", float("nan")) if best else None
@@ -44,7 +44,7 @@ def summarise_run(run_dir: Path, wall_s: float) -> dict:
             "train_s": round(sum(entry["seconds"] for entry in history), 2), "wall_s": round(wall_s, 2)}
 
 
-def compare_strategies(config: dict, out: str | Path) -> dict:
+def compare_strategies(options: Options, out: str | Path) -> dict:
     """Train both strategies into ``out``; returns (and writes) the comparison."""
     from nsl.train.run import train_run
 
@@ -52,17 +52,17 @@ def compare_strategies(config: dict, out: str | Path) -> dict:
     taken = [name for name in STRATEGIES if (out / name).exists()]
     if taken:
         raise NslError(f"{out / taken[0]}: already exists; choose another --out folder")
-    configs = strategy_configs(config)
+    runs = strategy_options(options)
     rows = {}
     for name in STRATEGIES:
         log.info("compare: training %s", name)
         started = time.perf_counter()
         split_of = out / "progressive" if name == "single" else None
-        run_dir = train_run(configs[name], out / name, split_of=split_of)
+        run_dir = train_run(runs[name], out / name, split_of=split_of)
         rows[name] = summarise_run(run_dir, time.perf_counter() - started)
-    result = {"data": str(config["data"]), "epoch_budget": configs["single"]["single"]["epochs"],
-              "backbone": config["backbone"], "imgsz": config["imgsz"], "weights": str(config["weights"]),
-              "runs": rows}
+    model = options.model
+    result = {"data": str(options.data.data), "epoch_budget": runs["single"].hparams.single.epochs,
+              "backbone": model.backbone, "imgsz": model.imgsz, "weights": model.weights, "runs": rows}
     write_json(out / "comparison.json", result)
     write_text(out / "comparison.md", comparison_markdown(result))
     return result

@@ -12,18 +12,20 @@ from tqdm import tqdm
 
 from nsl.fileio import write_json
 from nsl.labels import Label
+from nsl.options import Options
+from nsl.rundir import RunDir
 from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
 
 
-def predict_samples(model, samples: list[Sample], config: dict) -> tuple[np.ndarray, np.ndarray]:
+def predict_samples(model, samples: list[Sample], options: Options) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (N, classes) and true labels (N,) of the readable ``samples``, through the eval pipeline."""
     from nsl.train.pipeline import make_dataset
 
     probs, labels = [], []
-    batches = make_dataset(samples, {**config, "cache": False}, training=False)
-    total = -(-len(samples) // int(config["batch"]))
+    batches = make_dataset(samples, options, training=False, cache=False)
+    total = -(-len(samples) // options.hparams.batch)
     for images, batch_labels in tqdm(batches, total=total, desc="evaluating", unit="batch", leave=False,
                                      disable=not sys.stderr.isatty()):
         probs.append(model(images, training=False).numpy())
@@ -58,10 +60,10 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, class_labels: 
     }
 
 
-def evaluate(model, samples: list[Sample], config: dict, class_labels: list[Label], out: str | Path | None = None,
-             source: str = "test split") -> dict:
+def evaluate(model, samples: list[Sample], options: Options, class_labels: list[Label],
+             out: str | Path | None = None, source: str = "test split") -> dict:
     """Evaluate ``model`` on ``samples``; write ``out`` (metrics.json) when given."""
-    probs, labels = predict_samples(model, samples, config)
+    probs, labels = predict_samples(model, samples, options)
     metrics = {"source": source, **classification_metrics(probs, labels, class_labels)}
     skipped = len(samples) - metrics["n_images"]
     if skipped:
@@ -75,23 +77,24 @@ def evaluate(model, samples: list[Sample], config: dict, class_labels: list[Labe
 
 def validate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     """`nsl val RUN_DIR [--data DIR]`: the run's best model on its test split, or on every image of ``data``."""
+    from nsl.dataset import load_for_training
     from nsl.errors import DataError
     from nsl.train.model import load_classifier
-    from nsl.train.run import load_run, set_up_tensorflow
+    from nsl.train.trainer import set_up_tensorflow
 
-    run_dir = Path(run_dir)
-    config, labels, split = load_run(run_dir)
-    set_up_tensorflow(config)
-    model = load_classifier(run_dir / "best.keras")
+    run = RunDir.open(run_dir)
+    options, labels = run.options(), run.labels()
+    set_up_tensorflow(options.hparams)
+    model = load_classifier(run.require_model())
     if data is None:
-        samples, source = split["test"] or split["val"], "test split" if split["test"] else "val split"
+        samples, source = run.test_samples()
+        source = source.split(" (")[0]
     else:
-        from nsl.dataset import load_for_training
-
-        index = load_for_training(Path(data).expanduser().resolve(), config)
+        index = load_for_training(Path(data).expanduser().resolve(), options.data.labels,
+                                  options.data.max_bad_fraction)
         samples, source = index.samples, str(data)
         beyond = [s for s in samples if s.label >= len(labels)]
         if beyond:
             raise DataError(f"{data}: class {beyond[0].label} ({beyond[0].path}) is not one of the run's "
                             f"{len(labels)} classes; use a folder with the run's classes")
-    return evaluate(model, samples, config, labels, source=source)
+    return evaluate(model, samples, options, labels, source=source)

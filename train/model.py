@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from nsl.errors import ConfigError, NslError
-from nsl.train.backbones import Backbone, check_options, get_backbone
+from nsl.options import ModelOptions
+from nsl.train.backbones import Backbone, get_backbone
 
 log = logging.getLogger(__name__)
 
@@ -22,42 +23,25 @@ HEAD_LAYERS = (INPUT_NAME, "rescale", "pool", "dropout", OUTPUT_NAME)
 OFFLINE_HINT = "../shared/weights/mobilenet_v2_1.0_224_no_top.h5"
 
 
-def build_classifier(config: dict, num_classes: int, dropout: float | None = None):
-    """Build the classifier described by ``config`` (backbone, alpha, imgsz, weights, dropout)."""
+def build_classifier(options: ModelOptions, num_classes: int, dropout: float | None = None):
+    """Build the classifier ``options`` describe (backbone, alpha, imgsz, weights, dropout; checked already)."""
     import tf_keras as keras
 
-    backbone = get_backbone(config["backbone"])
-    weights = str(config["weights"])
-    alpha, size = float(config["alpha"]), int(config["imgsz"])
-    check_options(backbone, alpha, weights, size)
+    backbone = get_backbone(options.backbone)
+    weights, alpha, size = options.weights, options.alpha, options.imgsz
     image = keras.Input((size, size, 3), name=INPUT_NAME, dtype="float32")
     x = image if backbone.normalises else keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(image)
     features = _build_backbone(backbone, x, alpha, weights)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(features.output)
-    x = keras.layers.Dropout(config["dropout"] if dropout is None else dropout, name="dropout")(x)
+    x = keras.layers.Dropout(options.dropout if dropout is None else dropout, name="dropout")(x)
     out = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=OUTPUT_NAME)(x)
     model = keras.Model(image, out, name=f"nsl_{backbone.name}")
-    momentum = bn_momentum(config)
+    momentum = options.momentum
     if momentum is not None:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = momentum
     return model
-
-
-def bn_momentum(config: dict) -> float | None:
-    """The BatchNorm momentum to set, or None to keep the backbone's own (0.999 in the Keras MobileNets).
-
-    From random weights the moving statistics start at mean 0, variance 1 and must catch up with the real ones;
-    at 0.999 that takes thousands of steps, and until then inference (validation, export) sees constant outputs
-    while training accuracy climbs. ``auto`` (null) uses 0.9 for weights=none and keeps pretrained statistics.
-    """
-    value = config.get("bn_momentum")
-    if value is None:
-        return 0.9 if str(config["weights"]) == "none" else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ConfigError(f"config key 'bn_momentum': expected a number between 0 and 1 or null (auto), got {value!r}")
-    return float(value)
 
 
 def _build_backbone(backbone: Backbone, x, alpha: float, weights: str):

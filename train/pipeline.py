@@ -14,7 +14,8 @@ from collections import Counter
 import numpy as np
 
 from nsl.preprocess import CropSpec, prepare, read_image
-from nsl.errors import ConfigError, NslError
+from nsl.errors import NslError
+from nsl.options import AugmentOptions, Options
 from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
@@ -29,33 +30,24 @@ def load_prepared(path: str, spec: CropSpec) -> tuple[np.ndarray, bool]:
         return np.zeros((spec.size, spec.size, 3), np.uint8), False
 
 
-def augmenter(augment: dict, seed: int):
+def augmenter(augment: AugmentOptions, seed: int):
     """A tf_keras Sequential of the configured random transforms (None when all are off)."""
     import tf_keras as keras
 
-    known = {"rotation", "zoom", "shift", "brightness", "contrast", "hflip"}
-    unknown = set(augment) - known
-    if unknown:
-        raise ConfigError(f"config key 'augment': unknown field(s) {', '.join(sorted(unknown))}")
-    negative = [key for key in known - {"hflip"} if float(augment.get(key) or 0) < 0]
-    if negative:
-        raise ConfigError(f"config key 'augment.{negative[0]}': must be >= 0 (a maximum change), "
-                          f"got {augment[negative[0]]}")
     layers = []
-    if augment.get("hflip"):
+    if augment.hflip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if augment.get("rotation"):
-        layers.append(keras.layers.RandomRotation(float(augment["rotation"]) / 360.0, fill_mode="nearest", seed=seed))
-    if augment.get("zoom"):
-        zoom = float(augment["zoom"])
-        layers.append(keras.layers.RandomZoom((-zoom, zoom), fill_mode="nearest", seed=seed + 1))
-    if augment.get("shift"):
-        shift = float(augment["shift"])
-        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed + 2))
-    if augment.get("brightness"):
-        layers.append(keras.layers.RandomBrightness(float(augment["brightness"]), value_range=(0, 255), seed=seed + 3))
-    if augment.get("contrast"):
-        layers.append(keras.layers.RandomContrast(float(augment["contrast"]), seed=seed + 4))
+    if augment.rotation:
+        layers.append(keras.layers.RandomRotation(augment.rotation / 360.0, fill_mode="nearest", seed=seed))
+    if augment.zoom:
+        layers.append(keras.layers.RandomZoom((-augment.zoom, augment.zoom), fill_mode="nearest", seed=seed + 1))
+    if augment.shift:
+        layers.append(keras.layers.RandomTranslation(augment.shift, augment.shift, fill_mode="nearest",
+                                                     seed=seed + 2))
+    if augment.brightness:
+        layers.append(keras.layers.RandomBrightness(augment.brightness, value_range=(0, 255), seed=seed + 3))
+    if augment.contrast:
+        layers.append(keras.layers.RandomContrast(augment.contrast, seed=seed + 4))
     return keras.Sequential(layers, name="augment") if layers else None
 
 
@@ -84,15 +76,16 @@ def decoded_images(samples: list[Sample], spec: CropSpec):
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).filter(readable).map(drop_flag)
 
 
-def make_dataset(samples: list[Sample], config: dict, training: bool = False, repeat: bool = False,
-                 one_hot: int = 0):
+def make_dataset(samples: list[Sample], options: Options, training: bool = False, repeat: bool = False,
+                 one_hot: int = 0, cache: bool | None = None):
     """Batches of (float32 images 0..255, int labels). ``training``: shuffled and augmented; ``repeat``: endless;
     ``one_hot``: labels as one-hot vectors of that many classes (for label smoothing)."""
     import tensorflow as tf
 
     if not samples:
         raise NslError("no images to feed the model (an empty split: check the data folder and split_ratios)")
-    augment = augmenter(config.get("augment") or {}, int(config["seed"])) if training else None
+    seed = options.hparams.seed
+    augment = augmenter(options.augment, seed) if training else None
 
     def augment_batch(images, batch_labels):
         return augment(tf.cast(images, tf.float32), training=True), batch_labels
@@ -101,14 +94,14 @@ def make_dataset(samples: list[Sample], config: dict, training: bool = False, re
         images = tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 255.0)
         return images, (tf.one_hot(batch_labels, one_hot) if one_hot else batch_labels)
 
-    ds = decoded_images(samples, CropSpec.from_config(config))
-    if config.get("cache", True):
+    ds = decoded_images(samples, options.crop)
+    if options.data.cache if cache is None else cache:
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(len(samples), seed=int(config["seed"]), reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(int(config["batch"]))
+    ds = ds.batch(options.hparams.batch)
     if augment is not None:
         ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.map(to_model_input).prefetch(tf.data.AUTOTUNE)
@@ -116,8 +109,6 @@ def make_dataset(samples: list[Sample], config: dict, training: bool = False, re
 
 def class_weights(samples: list[Sample], num_classes: int, mode: str) -> dict[int, float] | None:
     """Balanced weights n / (k * count) for 'balanced', or for 'auto' when classes differ by more than 20 %."""
-    if mode not in ("auto", "none", "balanced"):
-        raise ConfigError(f"config key 'class_weights': expected auto, none or balanced, got {mode!r}")
     counts = Counter(sample.label for sample in samples)
     present = [counts[c] for c in range(num_classes) if counts[c]]
     if mode == "none" or not present or (mode == "auto" and max(present) <= 1.2 * min(present)):

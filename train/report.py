@@ -10,6 +10,8 @@ import numpy as np
 
 from nsl.fileio import atomic_path, write_text
 from nsl.labels import Label
+from nsl.options import Options
+from nsl.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +88,15 @@ def _phase_rows(history: list[dict], phases) -> list[str]:
     return rows
 
 
-def report_markdown(run_dir: Path, config: dict, history: list[dict], metrics: dict, labels: list[Label],
+def report_markdown(run_dir: Path, options: Options, history: list[dict], metrics: dict, labels: list[Label],
                     phases) -> str:
     best = min((e for e in history if "val_loss" in e), key=lambda e: e["val_loss"], default=None)
     worst = sorted(metrics["per_class"], key=lambda c: c["recall"])[:5]
+    model = options.model
     lines = [f"# Training report: {run_dir.name}", "",
-             f"- data: `{config['data']}`; {len(labels)} classes; split {config['split']}",
-             f"- model: {config['backbone']} (alpha {config['alpha']}), {config['imgsz']} px, weights "
-             f"`{config['weights']}`; strategy {config['strategy']}",
+             f"- data: `{options.data.data}`; {len(labels)} classes; split {options.data.split}",
+             f"- model: {model.backbone} (alpha {model.alpha}), {model.imgsz} px, weights "
+             f"`{model.weights}`; strategy {options.hparams.strategy}",
              f"- epochs run: {len(history)}; wall time {sum(e['seconds'] for e in history):.0f} s", ""]
     lines += _phase_rows(history, phases) + [""]
     if best:
@@ -108,10 +111,9 @@ def report_markdown(run_dir: Path, config: dict, history: list[dict], metrics: d
     return "\n".join(lines)
 
 
-def write_report(run_dir: str | Path, config: dict, history: list[dict], metrics: dict, labels: list[Label],
+def write_report(run: RunDir, options: Options, history: list[dict], metrics: dict, labels: list[Label],
                  phases) -> Path:
-    run_dir = Path(run_dir)
     if history:
-        plot_training_curves(history, run_dir / "training_curves.png")
-    plot_confusion(metrics["confusion_matrix"], labels, run_dir / "confusion_matrix.png")
-    return write_text(run_dir / "report.md", report_markdown(run_dir, config, history, metrics, labels, phases))
+        plot_training_curves(history, run.curves_png)
+    plot_confusion(metrics["confusion_matrix"], labels, run.confusion_png)
+    return write_text(run.report_file, report_markdown(run.path, options, history, metrics, labels, phases))

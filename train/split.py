@@ -21,25 +21,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from nsl.errors import ConfigError, DataError
+from nsl.errors import DataError
+from nsl.options import DataOptions
 from nsl.samples import SPLITS, Sample
 
 log = logging.getLogger(__name__)
-
-SPLIT_KINDS = ("stratified", "subset", "grouped")
-
-
-def split_ratios(config: dict) -> tuple[float, float, float]:
-    ratios = config.get("split_ratios", [0.7, 0.15, 0.15])
-    try:
-        train, val, test = (float(r) for r in ratios)
-    except (TypeError, ValueError):
-        train = val = test = -1.0
-    if min(train, val, test) < 0 or train <= 0 or abs(train + val + test - 1) > 1e-6:
-        raise ConfigError(f"config key 'split_ratios': expected three fractions train, val, test that sum to 1 "
-                          f"(for example [0.7, 0.15, 0.15]), got {ratios!r}")
-    return train, val, test
-
 
 def allocate(counts: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """How many of each class's ``counts`` go to a side holding ``fraction`` of all, totals exact."""
@@ -66,8 +52,7 @@ def _stratified(samples: list[Sample], ratios: tuple[float, float, float], rng) 
     return {name: [s for s, k in zip(samples, side) if k == i] for i, name in enumerate(SPLITS)}
 
 
-def _by_subset(samples: list[Sample], config: dict, ratios, rng) -> dict[str, list[Sample]]:
-    holdout = str(config.get("holdout_subset", "Random Background"))
+def _by_subset(samples: list[Sample], holdout: str, ratios, rng) -> dict[str, list[Sample]]:
     subsets = sorted({s.subset for s in samples})
     test = [s for s in samples if s.subset == holdout]
     rest = [s for s in samples if s.subset != holdout]
@@ -101,10 +86,9 @@ def _deal_groups(group_of: np.ndarray, labels: np.ndarray, ratios, rng) -> np.nd
     return side_of_group
 
 
-def _grouped(samples: list[Sample], config: dict, ratios, rng) -> dict[str, list[Sample]]:
+def _grouped(samples: list[Sample], distance: int, ratios, rng) -> dict[str, list[Sample]]:
     from nsl.train.neardup import connected_groups, near_pairs, phash_files
 
-    distance = int(config.get("group_hash_distance", 6))
     hashes, valid = phash_files([s.path for s in samples])
     if not valid.all():
         bad = samples[int(np.flatnonzero(~valid)[0])].path
@@ -118,23 +102,20 @@ def _grouped(samples: list[Sample], config: dict, ratios, rng) -> dict[str, list
     return {name: [s for s, k in zip(grouped, side) if k == i] for i, name in enumerate(SPLITS)}
 
 
-def make_split(samples: list[Sample], config: dict) -> dict[str, list[Sample]]:
-    """``{'train': [...], 'val': [...], 'test': [...]}`` by ``config['split']`` (see the module notes)."""
-    kind = str(config.get("split", "stratified"))
-    if kind not in SPLIT_KINDS:
-        raise ConfigError(f"config key 'split': expected one of {', '.join(SPLIT_KINDS)}, got {kind!r}")
+def make_split(samples: list[Sample], options: DataOptions, seed: int) -> dict[str, list[Sample]]:
+    """``{'train': [...], 'val': [...], 'test': [...]}`` by ``options.split`` (see the module notes)."""
     if not samples:
         raise DataError("no images to split")
-    ratios = split_ratios(config)
-    rng = np.random.default_rng(int(config.get("seed", 42)))
+    kind, ratios = options.split, options.split_ratios
+    rng = np.random.default_rng(seed)
     ordered = sorted(samples, key=lambda s: (s.path, s.label))
     if kind == "stratified":
         split = _stratified(ordered, ratios, rng)
     elif kind == "subset":
-        split = _by_subset(ordered, config, ratios, rng)
+        split = _by_subset(ordered, options.holdout_subset, ratios, rng)
     else:
-        split = _grouped(ordered, config, ratios, rng)
-    log.info("split (%s, seed %s): %s", kind, config.get("seed", 42),
+        split = _grouped(ordered, options.group_hash_distance, ratios, rng)
+    log.info("split (%s, seed %s): %s", kind, seed,
              ", ".join(f"{name} {len(split[name])}" for name in SPLITS))
     return split
 

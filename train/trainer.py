@@ -9,16 +9,19 @@ epoch lets ``nsl train --resume`` continue at the right phase and epoch.
 from __future__ import annotations
 
 import logging
+import random
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from nsl.train.callbacks import Checkpointer, EpochRecorder, GlobalBest, Progress
-from nsl.train.checkpoint import TrainState, save_checkpoint
-from nsl.train.phases import Phase, apply_phase, count_trainable_params, freeze_bn_setting
+from nsl.options import HParams, Options, Phase
+from nsl.rundir import RunDir, TrainState
+from nsl.train.checkpoint import save_checkpoint
+from nsl.train.phases import apply_phase, count_trainable_params
 
 log = logging.getLogger(__name__)
 
@@ -34,21 +37,28 @@ class FitData:
 
 
 @dataclass
-class TrainOptions:
-    patience: int = 5
-    plateau_patience: int = 2
-    plateau_factor: float = 0.5
-    label_smoothing: float = 0.0
-    tensorboard: bool = True
+class LoopOptions:
+    """How the phases are run: the run's hyper-parameters, BatchNorm handling and callbacks added by the caller."""
+
+    hparams: HParams = field(default_factory=HParams)
     freeze_bn: bool = True
     extra_callbacks: list = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: dict, **kwargs) -> "TrainOptions":
-        return cls(patience=int(config["patience"]), plateau_patience=int(config["plateau_patience"]),
-                   plateau_factor=float(config["plateau_factor"]), label_smoothing=float(config["label_smoothing"]),
-                   tensorboard=bool(config.get("tensorboard", True)), freeze_bn=freeze_bn_setting(config),
-                   **kwargs)
+    def from_options(cls, options: Options, extra_callbacks=()) -> "LoopOptions":
+        return cls(options.hparams, options.model.frozen_bn, list(extra_callbacks))
+
+
+def set_up_tensorflow(hparams: HParams) -> None:
+    """Threads and seeds, before any model is built."""
+    if hparams.workers:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(hparams.workers)
+        except RuntimeError:  # already initialised in this process (tests): keep what it has
+            pass
+    random.seed(hparams.seed)
+    np.random.seed(hparams.seed)
+    keras.utils.set_random_seed(hparams.seed)
 
 
 def use_mixed_precision(setting: str) -> bool:
@@ -77,14 +87,13 @@ def compile_for_phase(model, lr: float, label_smoothing: float = 0.0) -> None:
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=["accuracy"])
 
 
-def train_phases(model, phases: list[Phase], data: FitData, run_dir: str | Path, state: TrainState,
-                 history: list, options: TrainOptions):
+def train_phases(model, phases: list[Phase], data: FitData, run: RunDir, state: TrainState,
+                 history: list, options: LoopOptions):
     """Run the phases from where ``state`` stands; returns the model holding the best weights of the run.
 
     ``model`` is fresh (state at phase 0, epoch 0) or, when resuming, the compiled checkpoint of the last epoch.
     KeyboardInterrupt propagates after the last complete epoch was checkpointed.
     """
-    run_dir = Path(run_dir)
     best_weights: list = []
     for index, phase in enumerate(phases):
         if index < state.phase or state.stopped_early:
@@ -92,7 +101,7 @@ def train_phases(model, phases: list[Phase], data: FitData, run_dir: str | Path,
         if index > state.phase or state.phase_epoch == 0:
             state.phase, state.phase_epoch = index, 0
             trainable = apply_phase(model, phase, options.freeze_bn)
-            compile_for_phase(model, phase.lr, options.label_smoothing)
+            compile_for_phase(model, phase.lr, options.hparams.label_smoothing)
             log.info("phase %d/%d '%s': lr %g, backbone trainable: %s, %d trainable parameters",
                      index + 1, len(phases), phase.name, phase.lr, phase.trainable, trainable)
         else:
@@ -100,39 +109,39 @@ def train_phases(model, phases: list[Phase], data: FitData, run_dir: str | Path,
             log.info("resuming phase '%s' at its epoch %d of %d", phase.name, state.phase_epoch + 1, phase.epochs)
         remaining = phase.epochs - state.phase_epoch
         if remaining > 0:
-            callbacks = _callbacks(run_dir, state, history, phase, index, trainable, data, options, best_weights)
+            callbacks = _callbacks(run, state, history, phase, index, trainable, data, options, best_weights)
             model.fit(data.train, validation_data=data.val, initial_epoch=state.epoch,
                       epochs=state.epoch + remaining, steps_per_epoch=data.steps_per_epoch,
                       class_weight=data.class_weight, callbacks=callbacks, verbose=0)
         if not state.stopped_early:
             state.phase, state.phase_epoch = index + 1, 0
-            save_checkpoint(run_dir, None, state)
+            save_checkpoint(run, None, state)
     state.finished = True
-    save_checkpoint(run_dir, None, state)
-    _restore_best(model, best_weights, run_dir)
+    save_checkpoint(run, None, state)
+    _restore_best(model, best_weights, run)
     return model
 
 
-def _callbacks(run_dir, state, history, phase, index, trainable, data, options, best_weights) -> list:
+def _callbacks(run, state, history, phase, index, trainable, data, options, best_weights) -> list:
+    hp = options.hparams
     callbacks = [
         EpochRecorder(state, history, phase.name, index, trainable),
-        GlobalBest(state, options.patience, run_dir / "best.keras", best_weights),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=options.plateau_factor,
-                                          patience=options.plateau_patience, min_lr=1e-7, verbose=0),
-        Checkpointer(run_dir, state, history),
+        GlobalBest(state, hp.patience, run.best_model, best_weights),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=hp.plateau_factor,
+                                          patience=hp.plateau_patience, min_lr=1e-7, verbose=0),
+        Checkpointer(run, state, history),
         Progress(data.steps_per_epoch, phase.name),
     ]
-    if options.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), histogram_freq=0,
+    if hp.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.tensorboard_dir), histogram_freq=0,
                                                      write_graph=False, profile_batch=0))
     return callbacks + list(options.extra_callbacks)
 
 
-def _restore_best(model, best_weights: list, run_dir: Path) -> None:
+def _restore_best(model, best_weights: list, run: RunDir) -> None:
     """Best weights of this session, else (a resumed run whose best came earlier) those in best.keras."""
     if best_weights:
         model.set_weights(best_weights[0])
         return
-    best_path = run_dir / "best.keras"
-    if best_path.is_file():
-        model.set_weights(keras.models.load_model(best_path, compile=False).get_weights())
+    if run.best_model.is_file():
+        model.set_weights(keras.models.load_model(run.best_model, compile=False).get_weights())

@@ -1,4 +1,7 @@
-"""`nsl train`, `nsl val` and `nsl compare`: parse, resolve the configuration, delegate (TensorFlow lazily)."""
+"""`nsl train`, `nsl val` and `nsl compare`: parse, resolve and check the options, delegate (TensorFlow lazily).
+
+Options are resolved (``nsl.config.resolve``) before the train environment is even checked, so a wrong value is a
+one-line error in any environment and nothing is written."""
 
 from __future__ import annotations
 
@@ -12,36 +15,54 @@ FLAG_KEYS = {"data": "data", "weights": "weights", "strategy": "strategy", "proj
              "split_by": "split"}
 
 
-def _config_from_args(args) -> dict:
-    """defaults < --config FILE < key=value < flags."""
+def _options_from_args(args):
+    """defaults < --config FILE < key=value < flags, checked; needs a dataset."""
     from nsl.config import parse_overrides, resolve
 
     updates = parse_overrides(args.overrides)
     updates.update({key: getattr(args, flag) for flag, key in FLAG_KEYS.items()
                     if getattr(args, flag, None) is not None})
-    config = resolve(args.config, updates)
-    if not config.get("data"):
+    options = resolve(args.config, updates)
+    if not options.data.data:
         raise NslError("no dataset given: pass data=FOLDER or --data FOLDER (e.g. one made by 'nsl data synth')")
-    return config
+    return options
 
 
 def _train(args) -> int:
-    if args.resume and (args.overrides or args.config or args.data):
-        raise NslError("--resume continues with the run's saved configuration; drop key=value, --config and --data")
-    config = None if args.resume else _config_from_args(args)
+    if args.resume and (args.overrides or args.config or args.data or args.ensure):
+        raise NslError("--resume continues with the run's saved configuration; drop key=value, --config, --data "
+                       "and --ensure")
+    options = None if args.resume else _options_from_args(args)
     require("train", "train")
-    from nsl.train.run import resume_run, train_run
+    from nsl.train.run import ensure_run, resume_run, train_run
 
-    run_dir = resume_run(args.resume) if args.resume else train_run(config)
+    if args.resume:
+        run_dir = resume_run(args.resume)
+    elif args.ensure:
+        run_dir = ensure_run(options, Path(options.output.project) / options.output.name)
+    else:
+        run_dir = train_run(options)
     print(f"run: {run_dir}\nnext: nsl export {run_dir} --int8")
+    return 0
+
+
+def _val_bundle(args) -> int:
+    """``nsl val BUNDLE``: every file of a bundle on labelled images (TF-free: runs on a device too)."""
+    from nsl.export.report import metrics_table
+    from nsl.export.verify import check_gate, float_top1, validate_bundle
+
+    results = validate_bundle(args.run_dir, args.data)
+    print(json.dumps(results, indent=2, ensure_ascii=False) if args.json else metrics_table(results))
+    if args.max_drop is not None:  # a gate on request; a report otherwise
+        check_gate(results, float_top1(results), args.max_drop, allow_drop=False)
     return 0
 
 
 def _val(args) -> int:
     if (Path(args.run_dir) / "metadata.json").is_file():
-        from nsl.export.verify import val_bundle_command  # a model bundle: validated by the export side
-
-        return int(val_bundle_command(args) or 0)
+        return _val_bundle(args)
+    if args.max_drop is not None:
+        raise NslError("--max-drop gates the int8 files of a model bundle; pass a bundle folder (RUN_DIR/bundle)")
     require("train", "val")
     from nsl.train.evaluate import validate_run
 
@@ -55,11 +76,11 @@ def _val(args) -> int:
 
 
 def _compare(args) -> int:
-    config = _config_from_args(args)
+    options = _options_from_args(args)
     require("train", "compare")
     from nsl.train.compare import compare_strategies, comparison_markdown
 
-    result = compare_strategies(config, Path(args.out))
+    result = compare_strategies(options, Path(args.out))
     print(comparison_markdown(result))
     return 0
 
@@ -83,12 +104,18 @@ def add_commands(commands) -> None:
     train.add_argument("--name", help="run name (default exp; a number is appended when taken)")
     train.add_argument("--strategy", choices=("progressive", "single"), help="phases of config, or one phase")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where it stopped")
+    train.add_argument("--ensure", action="store_true",
+                       help="make sure PROJECT/NAME is a finished run of these options: reuse it when finished, "
+                            "resume it when interrupted, train it otherwise (scripts that may be rerun)")
     train.set_defaults(func=_train)
 
     val = commands.add_parser("val", help="evaluate a run's best model (or a model bundle) on its test split")
     val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'nsl train' or a model bundle")
     val.add_argument("--data", help="evaluate on all images of this folder instead of the run's test split")
     val.add_argument("--json", action="store_true", help="print the full metrics as JSON")
+    val.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
+                     help="a bundle: fail (exit 2) when an int8 file's top-1 is more than POINTS below its float "
+                          "file's (default: report only)")
     val.set_defaults(func=_val)
 
     compare = commands.add_parser("compare", help="progressive vs single-phase training on the same split/budget")

@@ -11,17 +11,15 @@ import pytest
 from nsl.edge.bundle import load_bundle, open_bundle
 from nsl.fileio import sha256_of
 from nsl.edge.classifier import open_classifier
-from nsl.preprocess import CropSpec
 from nsl.export.images import load_images
 from nsl.export.verify import gate_failures
-from nsl.config import resolve
+from nsl.rundir import RunDir
 from nsl.errors import NslError
 from nsl.fileio import read_json
 from tests.conftest import env_python, run_nsl
 from tests.edge.conftest import error_line
 from tests.export.conftest import is_trained
 from tests.train.conftest import make_synth
-from nsl.samples import load_split
 
 EXPECTED_FILES = {"model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite", "model_qat_int8.tflite",
                   "model_fp32.onnx", "model_int8.onnx", "model_qat_int8.onnx"}
@@ -29,8 +27,8 @@ EXPECTED_FILES = {"model_fp32.tflite", "model_fp16.tflite", "model_int8.tflite",
 
 @pytest.fixture(scope="module")
 def test_images(export_run):
-    config = resolve(export_run / "config.yaml")
-    return load_images(load_split(export_run / "split.csv")["test"], CropSpec.from_config(config))
+    run = RunDir.open(export_run)
+    return load_images(run.split()["test"], run.options().crop)
 
 
 def test_every_file_loads_and_runs_in_its_runtime(export_bundle, test_images):
@@ -115,11 +113,11 @@ def test_gate_failure_exits_nonzero_and_writes_nothing(export_run, tmp_path):
 def test_metadata_round_trips(export_run, export_bundle):
     metadata = read_json(export_bundle / "metadata.json")
     bundle, classifier = load_bundle(export_bundle, backend="onnx", precision="int8", threads=1)
-    config = resolve(export_run / "config.yaml")
+    options = RunDir.open(export_run).options()
     assert metadata["schema"] == 1 and bundle.metadata == metadata
     assert metadata["labels"] == read_json(export_run / "labels.json")
-    assert bundle.crop == CropSpec.from_config(config) and metadata["preprocess"] == bundle.crop.to_dict()
-    assert metadata["input"] == {"height": config["imgsz"], "width": config["imgsz"], "channels": 3,
+    assert bundle.crop == options.crop and metadata["preprocess"] == bundle.crop.to_dict()
+    assert metadata["input"] == {"height": options.model.imgsz, "width": options.model.imgsz, "channels": 3,
                                  "dtype": "float32", "layout": "NHWC", "color_order": "RGB", "value_range": [0, 255]}
     assert metadata["source_run"] == str(export_run.resolve()) and metadata["package_version"] == "0.1.0"
     assert len(metadata["git_commit"]) >= 7 and metadata["created"].endswith("Z")
@@ -177,4 +175,4 @@ def test_export_of_a_keras_file_with_a_data_folder(export_run, test_cache, tmp_p
     metadata = read_json(out / "metadata.json")
     assert set(metadata["files"]) == {"model_fp32.tflite"}
     assert metadata["source_run"].endswith("best.keras") and len(metadata["labels"]) == 6
-    assert metadata["input"]["height"] == resolve(export_run / "config.yaml")["imgsz"]
+    assert metadata["input"]["height"] == RunDir.open(export_run).options().model.imgsz

@@ -38,8 +38,8 @@ def tiny_overrides(**extra) -> list[str]:
     return [f"{key}={value}" for key, value in items.items()]
 
 
-def tiny_config(data: Path, **extra) -> dict:
-    """A resolved configuration of the tiny recipe (for calling the Python API in-process)."""
+def tiny_config(data: Path, **extra):
+    """The resolved options (nsl.options.Options) of the tiny recipe (for calling the Python API in-process)."""
     from nsl.config import resolve
 
     return resolve(overrides=tiny_overrides(data=data, **extra))

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 
-from nsl.config import load_defaults
 from nsl.errors import DataError
 from nsl.dataset import load_for_training, natural_key, scan_dataset
 from nsl.train.synth import SUBSETS, synthesize
@@ -81,15 +80,14 @@ def test_load_for_training_drops_bad_files_and_stops_past_the_limit(synth, tmp_p
     good = (root / "2" / "2_0000.jpg").read_bytes()
     (root / "2" / "cut.jpg").write_bytes(good[: len(good) // 2])
     (root / "3" / "notes.txt").write_text("ignored")
-    config = {**load_defaults(), "max_bad_fraction": 0.1}
-    index = load_for_training(root, config)
+    index = load_for_training(root, max_bad_fraction=0.1)
     assert len(index.samples) == 36 and index.other_files == [str(root / "3" / "notes.txt")]
     reasons = dict(index.bad_files)
     assert reasons[str(root / "0" / "zero.jpg")].startswith("empty file")
     assert reasons[str(root / "1" / "text.jpg")].startswith("not an image")
     assert reasons[str(root / "2" / "cut.jpg")].startswith("unreadable")
     with pytest.raises(DataError, match=r"8% of the images cannot be used \(more than max_bad_fraction=0.05\)"):
-        load_for_training(root, {**config, "max_bad_fraction": 0.05})
+        load_for_training(root, max_bad_fraction=0.05)
 
 
 def test_grey_and_odd_sized_images_are_fine(tmp_path):
@@ -98,7 +96,7 @@ def test_grey_and_odd_sized_images_are_fine(tmp_path):
     for label in (0, 1):
         (tmp_path / str(label)).mkdir()
         cv2.imwrite(str(tmp_path / str(label) / "grey.png"), np.full((31, 57), 40 * label, np.uint8))
-    index = load_for_training(tmp_path, load_defaults())
+    index = load_for_training(tmp_path)
     assert len(index.samples) == 2 and not index.bad_files
 
 
@@ -135,7 +133,8 @@ def test_scanning_and_splitting_never_import_tensorflow(synth):
     from tests.conftest import ROOT, env_python
 
     code = ("import sys; from nsl.dataset import scan_dataset; from nsl.train.split import make_split; "
-            f"index = scan_dataset({str(synth)!r}); split = make_split(index.samples, {{}}); "
+            "from nsl.options import DataOptions; "
+            f"index = scan_dataset({str(synth)!r}); split = make_split(index.samples, DataOptions(), 42); "
             "print(len(index.samples), len(split['test']), 'tensorflow' in sys.modules)")
     proc = subprocess.run([env_python("edge"), "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr

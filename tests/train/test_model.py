@@ -15,8 +15,12 @@ from nsl.train.model import backbone_layers, build_classifier
 SHARED_WEIGHTS = WEIGHTS_DIR / "mobilenet_v2_1.0_224_no_top.h5"
 
 
-def _config(**extra):
+def _options(**extra):
     return resolve(overrides={"imgsz": 48, "weights": "none", "alpha": 0.35, **extra})
+
+
+def _config(**extra):
+    return _options(**extra).model
 
 
 def test_flat_graph_takes_pixels_and_gives_probabilities():
@@ -81,10 +85,10 @@ def test_mixed_precision_model_is_saved_as_float32():
     from nsl.train.run import float32_copy
     from nsl.train.trainer import use_mixed_precision
 
-    config = _config(mixed_precision="on")
+    config = _options(mixed_precision="on")
     try:
         assert use_mixed_precision("on")
-        mixed = build_classifier(config, 4)
+        mixed = build_classifier(config.model, 4)
         assert mixed.get_layer("Conv1").compute_dtype == "float16"
         assert mixed.get_layer("predictions").compute_dtype == "float32"
         clean = float32_copy(mixed, config, 4)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from nsl.config import resolve
+from nsl.config import resolve, updated
+from nsl.options import Phase
 from nsl.errors import ConfigError
 from nsl.train.model import backbone_layers, build_classifier
-from nsl.train.phases import Phase, apply_phase, phases_from_config
+from nsl.train.phases import apply_phase
 from nsl.train.trainer import compile_for_phase
 
 HEAD = {"pool", "dropout", "predictions"}
@@ -19,7 +20,7 @@ HEAD = {"pool", "dropout", "predictions"}
 
 @pytest.fixture(scope="module")
 def model():
-    return build_classifier(resolve(overrides={"imgsz": 32, "weights": "none", "alpha": 0.35}), 4)
+    return build_classifier(resolve(overrides={"imgsz": 32, "weights": "none", "alpha": 0.35}).model, 4)
 
 
 def _trainable_names(model) -> set[str]:
@@ -64,12 +65,12 @@ def test_batchnorm_stays_frozen_while_the_backbone_trains(model):
     assert not np.array_equal(before_conv, conv.get_weights()[0]), "the unfrozen convolutions should learn"
 
 
-def test_phases_from_config_defaults_and_single():
+def test_phase_plan_defaults_and_single():
     config = resolve()
-    assert [(p.name, p.epochs, p.lr, p.trainable) for p in phases_from_config(config)] == [
+    assert [(p.name, p.epochs, p.lr, p.trainable) for p in config.hparams.phase_plan()] == [
         ("head", 3, 1e-3, "none"), ("top", 3, 1e-4, 140), ("full", 4, 1e-5, "all")]
-    single = phases_from_config({**config, "strategy": "single"})
-    assert single == [Phase("single", 40, 1e-4, "all")]
-    assert [p.epochs for p in phases_from_config({**config, "epochs": 2})] == [2, 2, 2]
+    single = updated(config, {"strategy": "single"}).hparams.phase_plan()
+    assert list(single) == [Phase("single", 40, 1e-4, "all")]
+    assert [p.epochs for p in updated(config, {"epochs": 2}).hparams.phase_plan()] == [2, 2, 2]
     with pytest.raises(ConfigError, match=r"phases\[0\]"):
-        phases_from_config({**config, "phases": [{"epochs": 1, "lr": 1e-3, "trainble": "all"}]})
+        updated(config, {"phases": [{"epochs": 1, "lr": 1e-3, "trainble": "all"}]})

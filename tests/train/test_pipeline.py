@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nsl.preprocess import CropSpec, prepare, read_image
-from nsl.config import resolve
+from nsl.config import resolve, to_dict, updated
 from nsl.train.pipeline import augmenter, class_weights, make_dataset
 from nsl.samples import Sample
 
@@ -41,7 +41,7 @@ def test_pipeline_matches_the_device_preprocessing(synth_data, color_mode):
     samples = [Sample(str(p), 2) for p in paths]
     config = resolve(overrides={"imgsz": 40, "batch": 2, "color_mode": color_mode})
     images, labels = _batches(samples, config)
-    spec = CropSpec.from_config(config)
+    spec = config.crop
     expected = np.stack([prepare(read_image(p), spec) for p in paths]).astype(np.float32)
     assert images.dtype == np.float32 and images.shape == (5, 40, 40, 3)
     np.testing.assert_array_equal(images, expected)
@@ -63,14 +63,14 @@ def test_augmentation_is_sign_safe_and_configurable(synth_data):
     paths = sorted((synth_data / "Plain Background" / "1").glob("*.jpg"))[:8]
     samples = [Sample(str(p), 1) for p in paths]
     config = resolve(overrides={"imgsz": 32, "batch": 8})
-    assert not any("flip" in layer.name for layer in augmenter(config["augment"], 0).layers)
-    off = {key: 0 for key in config["augment"]} | {"hflip": False}
-    assert augmenter(off, 0) is None
+    assert not any("flip" in layer.name for layer in augmenter(config.augment, 0).layers)
+    off = updated(config, {f"augment.{key}": 0 for key in to_dict(config)["augment"]} | {"augment.hflip": False})
+    assert augmenter(off.augment, 0) is None
     plain, _ = _batches(samples, config)
     augmented, _ = _batches(samples, config, training=True)
     assert augmented.shape == plain.shape and 0 <= augmented.min() and augmented.max() <= 255
     assert not np.array_equal(np.sort(augmented.ravel()), np.sort(plain.ravel()))
-    unaugmented, _ = _batches(samples, {**config, "augment": off}, training=True)
+    unaugmented, _ = _batches(samples, off, training=True)
     assert sorted(map(bytes, unaugmented)) == sorted(map(bytes, plain))  # only shuffled
 
 

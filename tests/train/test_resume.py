@@ -10,6 +10,7 @@ import tf_keras as keras
 from nsl.fileio import read_json
 from tests.conftest import env_python, run_nsl
 from tests.train.conftest import tiny_config
+from nsl.config import updated
 from nsl.train.run import train_run
 
 
@@ -27,11 +28,10 @@ class InterruptAfter(keras.callbacks.Callback):
 
 @pytest.mark.slow
 def test_resume_continues_mid_phase_after_an_interrupt(tmp_path, synth_data, caplog):
-    config = tiny_config(synth_data)
-    config["epochs"] = None
-    config["phases"] = [{"name": "head", "epochs": 1, "lr": 1e-3, "trainable": "none"},
-                        {"name": "top", "epochs": 2, "lr": 1e-4, "trainable": 0.1},
-                        {"name": "top2", "epochs": 1, "lr": 1e-5, "trainable": 0.2}]
+    phases = [{"name": "head", "epochs": 1, "lr": 1e-3, "trainable": "none"},
+              {"name": "top", "epochs": 2, "lr": 1e-4, "trainable": 0.1},
+              {"name": "top2", "epochs": 1, "lr": 1e-5, "trainable": 0.2}]
+    config = updated(tiny_config(synth_data), {"epochs": None, "phases": phases})
     run_dir = tmp_path / "run"
     with caplog.at_level(logging.WARNING), pytest.raises(KeyboardInterrupt):
         train_run(config, run_dir, extra_callbacks=[InterruptAfter(2)])

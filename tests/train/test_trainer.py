@@ -13,7 +13,8 @@ from nsl.fileio import read_json
 from tests.conftest import run_nsl
 from tests.train.conftest import tiny_config
 from nsl.train.callbacks import GlobalBest
-from nsl.train.checkpoint import TrainState
+from nsl.config import updated
+from nsl.rundir import TrainState
 from nsl.train.evaluate import validate_run
 from nsl.train.run import train_run
 from nsl.samples import load_split
@@ -71,8 +72,7 @@ def test_early_stopping_restores_the_global_best(tmp_path, synth_data):
 
     phases = [{"name": "head", "epochs": 2, "lr": 1e-3, "trainable": "none"},
               {"name": "wild", "epochs": 2, "lr": 5.0, "trainable": 0.3}]
-    config = tiny_config(synth_data, patience=0)
-    config["phases"], config["epochs"] = phases, None
+    config = updated(tiny_config(synth_data, patience=0), {"phases": phases, "epochs": None})
     run_dir = train_run(config, tmp_path / "run", extra_callbacks=[Record()])
     losses = [loss for loss, _ in seen]
     best = int(np.argmin(losses))

@@ -1,0 +1,290 @@
+"""The options of a training run, as frozen dataclasses: what to read, how to prepare a crop, what to build and how
+to train it (MediaPipe Model Maker keeps ModelOptions apart from HParams in the same way).
+
+Every field declares its kind (``nsl.fields``) and its one-line help; ``nsl.config.resolve`` fills them from the
+defaults, a ``--config`` file, ``key=value`` and flags, and checks every value once, before anything is written.
+Keys are flat on the command line (``imgsz=96``) except two nested groups (``augment.rotation=3``,
+``single.epochs=20``). Cross-key rules (an ImageNet width multiplier, an odd threshold block) are checked in
+``__post_init__``, so an ``Options`` object that exists is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nsl.errors import ConfigError
+from nsl.fields import (Bool, Choice, ChoiceOrPath, Float, FolderName, Fractions, Int, Kind, Text, group, opt,
+                        path_exists)
+
+SPLITS = ("stratified", "subset", "grouped")
+COLOR_MODES = ("color", "grey", "binary")
+STRATEGIES = ("progressive", "single")
+# name -> width multipliers that have ImageNet weights (nsl.train.backbones builds them; the names are the contract)
+BACKBONE_ALPHAS = {
+    "mobilenet_v2": (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+    "mobilenet_v3_small": (0.75, 1.0),
+    "mobilenet_v3_large": (0.75, 1.0),
+    "efficientnet_b0": (1.0,),
+}
+MIN_IMGSZ = 32
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase of progressive training; ``trainable``: none | all | layer index | layer name | fraction (0-1)."""
+
+    name: str
+    epochs: int
+    lr: float
+    trainable: Any = "none"
+
+
+PHASE_FIELDS = ("name", "epochs", "lr", "trainable")
+
+
+def _trainable(key: str, value: Any) -> Any:
+    if isinstance(value, bool):
+        return "all" if value else "none"
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"config key '{key}': a layer index must be >= 0, got {value}")
+        return value
+    if isinstance(value, float):
+        if not 0.0 < value <= 1.0:
+            raise ConfigError(f"config key '{key}': a fraction of layers must be in (0, 1], got {value}")
+        return value
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ConfigError(f"config key '{key}': expected none, all, a layer index, a fraction or a layer name, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Phases(Kind):
+    """A non-empty list of {name, epochs, lr, trainable}."""
+
+    def convert(self, key: str, value: Any) -> tuple[Phase, ...]:
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"config key '{key}': expected a non-empty list of {{name, epochs, lr, trainable}}, "
+                              f"got {value!r}")
+        return tuple(self._phase(f"{key}[{i}]", i, item) for i, item in enumerate(value))
+
+    @staticmethod
+    def _phase(key: str, index: int, item: Any) -> Phase:
+        if isinstance(item, Phase):
+            return item
+        if not isinstance(item, dict):
+            raise ConfigError(f"config key '{key}': expected a mapping {{name, epochs, lr, trainable}}, got {item!r}")
+        unknown = set(item) - set(PHASE_FIELDS)
+        if unknown:
+            raise ConfigError(f"config key '{key}': unknown field(s) {', '.join(sorted(unknown))} "
+                              f"(fields: {', '.join(PHASE_FIELDS)})")
+        if "epochs" not in item or "lr" not in item:
+            raise ConfigError(f"config key '{key}': needs 'epochs' and 'lr', got {item!r}")
+        epochs = Int(low=0).parse(f"{key}.epochs", item["epochs"])
+        lr = Float(low=0.0, low_open=True).parse(f"{key}.lr", item["lr"])
+        name = Text().parse(f"{key}.name", item.get("name", f"phase{index + 1}"))
+        return Phase(name, epochs, lr, _trainable(f"{key}.trainable", item.get("trainable", "none")))
+
+    def expected(self) -> str:
+        return "a list of {name, epochs, lr, trainable}"
+
+    def label(self) -> str:
+        return "list of phases"
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """What to read and how to split it."""
+
+    data: str | None = opt(None, Text(nullable=True), "dataset folder: published NSL layout, class folders, or a "
+                                                      "folder of TFRecords")
+    labels: str = opt("nsl36", ChoiceOrPath(values=("nsl36", "auto"), what="labels CSV"),
+                      "nsl36 | auto (class folder names) | path to a labels CSV (index,name,roman)")
+    split: str = opt("stratified", Choice(values=SPLITS),
+                     "stratified | subset (hold out a whole background type) | grouped (near-duplicates kept together)")
+    split_ratios: tuple = opt((0.70, 0.15, 0.15), Fractions(), "train/val/test fractions")
+    holdout_subset: str = opt("Random Background", Text(), "subset held out as test when split=subset")
+    group_hash_distance: int = opt(6, Int(low=0, high=64), "perceptual-hash Hamming distance under which frames "
+                                                           "count as one group (split=grouped)")
+    max_bad_fraction: float = opt(0.05, Float(low=0.0, high=1.0), "share of unreadable images tolerated (skipped "
+                                                                  "and listed) before the run stops")
+    cache: bool = opt(True, Bool(), "cache decoded, resized images in memory")
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """How a crop is prepared, on the device exactly as in training (the bundle records it)."""
+
+    color_mode: str = opt("color", Choice(values=COLOR_MODES), "crop preprocessing shared with the device: color | "
+                                                               "grey | binary")
+    threshold_block: int = opt(11, Int(low=3), "adaptive-threshold block size for color_mode=binary (odd)")
+    threshold_c: int = opt(2, Int(), "adaptive-threshold constant for color_mode=binary")
+    blur: int = opt(5, Int(low=0), "Gaussian blur kernel before thresholding (odd, 0 = none)")
+    crop_margin: float = opt(0.10, Float(low=0.0, high=2.0), "margin added to each side of the hand box on the "
+                                                             "device, as a fraction of its size")
+    crop_square: bool = opt(True, Bool(), "make the hand box square before cropping")
+
+    def __post_init__(self):
+        if self.color_mode == "binary" and self.threshold_block % 2 == 0:
+            raise ConfigError(f"config key 'threshold_block': expected an odd number >= 3 for color_mode=binary, "
+                              f"got {self.threshold_block}")
+
+
+@dataclass(frozen=True)
+class AugmentOptions:
+    """Sign-safe augmentation (no horizontal flip unless asked: it changes the signing hand)."""
+
+    rotation: float = opt(5.0, Float(low=0.0, high=180.0), "max rotation, degrees")
+    zoom: float = opt(0.10, Float(low=0.0, high=0.9), "max zoom in/out, fraction")
+    shift: float = opt(0.10, Float(low=0.0, high=0.9), "max shift, fraction of the size")
+    brightness: float = opt(0.15, Float(low=0.0, high=1.0), "max brightness change, fraction of 255")
+    contrast: float = opt(0.15, Float(low=0.0, high=1.0), "max contrast change, fraction")
+    hflip: bool = opt(False, Bool(), "horizontal flip")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What to build."""
+
+    backbone: str = opt("mobilenet_v2", Choice(values=tuple(BACKBONE_ALPHAS)), " | ".join(BACKBONE_ALPHAS))
+    alpha: float = opt(1.0, Float(low=0.0, low_open=True), "width multiplier (MobileNets)")
+    imgsz: int = opt(224, Int(low=MIN_IMGSZ), "square input size of the classifier, pixels")
+    weights: str = opt("imagenet", ChoiceOrPath(values=("imagenet", "none"), what="Keras weights file"),
+                       "imagenet | none | path to a Keras weights file of the backbone (offline machines)")
+    dropout: float = opt(0.2, Float(low=0.0, high=1.0, high_open=True), "dropout before the classifier")
+    freeze_bn: str = opt("auto", Choice(values=("auto", "true", "false")),
+                         "BatchNorm while the backbone trains: auto (frozen, in inference mode, for pretrained "
+                         "weights; trained for weights=none) | true | false")
+    bn_momentum: float | None = opt(None, Float(low=0.0, high=1.0, low_open=True, high_open=True, nullable=True),
+                                    "BatchNorm moving-average momentum; null = auto: 0.9 for weights=none (the "
+                                    "backbones' 0.999 needs thousands of steps to settle from random weights), the "
+                                    "backbone's own otherwise")
+
+    def __post_init__(self):
+        alphas = BACKBONE_ALPHAS[self.backbone]
+        if not self.backbone.startswith("mobilenet") and self.alpha != 1.0:
+            raise ConfigError(f"config key 'alpha': {self.backbone} has no width multiplier (use alpha=1.0)")
+        if self.weights == "imagenet" and self.alpha not in alphas:
+            raise ConfigError(f"config key 'alpha': ImageNet weights of {self.backbone} exist for alpha "
+                              f"{', '.join(map(str, alphas))}, not {self.alpha:g} (or use weights=none)")
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights != "none"
+
+    @property
+    def frozen_bn(self) -> bool:
+        """BatchNorm frozen (inference mode) while the backbone trains: auto -> unless from random weights."""
+        return self.pretrained if self.freeze_bn == "auto" else self.freeze_bn == "true"
+
+    @property
+    def momentum(self) -> float | None:
+        """The BatchNorm momentum to set, or None to keep the backbone's own (0.999 in the Keras MobileNets).
+
+        From random weights the moving statistics start at mean 0, variance 1 and must catch up with the real ones;
+        at 0.999 that takes thousands of steps, and until then inference (validation, export) sees constant outputs
+        while training accuracy climbs. ``auto`` (null) uses 0.9 for weights=none and keeps pretrained statistics.
+        """
+        if self.bn_momentum is None:
+            return None if self.pretrained else 0.9
+        return self.bn_momentum
+
+
+@dataclass(frozen=True)
+class SingleOptions:
+    """The single-phase baseline (strategy=single)."""
+
+    epochs: int = opt(40, Int(low=1), "maximum epochs")
+    lr: float = opt(1.0e-4, Float(low=0.0, low_open=True), "learning rate")
+    dropout: float = opt(0.5, Float(low=0.0, high=1.0, high_open=True), "stronger dropout of the baseline")
+
+
+DEFAULT_PHASES = (Phase("head", 3, 1.0e-3, "none"), Phase("top", 3, 1.0e-4, 140), Phase("full", 4, 1.0e-5, "all"))
+
+
+@dataclass(frozen=True)
+class HParams:
+    """How to train."""
+
+    strategy: str = opt("progressive", Choice(values=STRATEGIES),
+                        "progressive (the phases below) | single (one phase, everything trainable)")
+    phases: tuple = opt(DEFAULT_PHASES, Phases(), "progressive recipe of the dataset authors; trainable: none | all "
+                                                  "| layer index | layer name | fraction (0-1) of top layers")
+    single: SingleOptions = group(SingleOptions, "the single-phase baseline (strategy=single)", prefix=True)
+    epochs: int | None = opt(None, Int(low=1, nullable=True), "epochs of every phase (progressive) or of the single "
+                                                              "phase; null = as configured above")
+    batch: int = opt(32, Int(low=1), "batch size")
+    seed: int = opt(42, Int(low=0), "seed of the split, the initialisation and the augmentation")
+    patience: int = opt(5, Int(low=0), "early stopping on validation loss, across all phases (0 = off)")
+    plateau_patience: int = opt(2, Int(low=0), "epochs without improvement before the learning rate is reduced "
+                                               "within a phase")
+    plateau_factor: float = opt(0.5, Float(low=0.0, high=1.0, low_open=True, high_open=True),
+                                "learning-rate reduction factor on plateau")
+    label_smoothing: float = opt(0.0, Float(low=0.0, high=1.0, high_open=True), "label smoothing of the loss")
+    class_weights: str = opt("auto", Choice(values=("auto", "none", "balanced")),
+                             "auto (balanced when classes are imbalanced) | none | balanced")
+    steps_per_epoch: int | None = opt(None, Int(low=1, nullable=True), "limit batches per epoch (tests, quick "
+                                                                       "looks); null = the whole split")
+    mixed_precision: str = opt("auto", Choice(values=("auto", "on", "off")), "auto (on a GPU) | on | off")
+    tensorboard: bool = opt(True, Bool(), "write TensorBoard logs into RUN_DIR/tensorboard")
+    workers: int | None = opt(None, Int(low=1, nullable=True), "intra-op threads; null = all cores")
+
+    @property
+    def dropout_override(self) -> float | None:
+        """The single-phase baseline trains with its own, stronger dropout."""
+        return self.single.dropout if self.strategy == "single" else None
+
+    def phase_plan(self) -> tuple[Phase, ...]:
+        """The phases to run: ``phases`` (progressive) or one phase of everything (single); ``epochs`` overrides."""
+        if self.strategy == "single":
+            return (Phase("single", self.epochs or self.single.epochs, self.single.lr, "all"),)
+        if self.epochs is None:
+            return self.phases
+        return tuple(Phase(p.name, self.epochs, p.lr, p.trainable) for p in self.phases)
+
+    def __post_init__(self):
+        if self.strategy == "progressive" and not any(p.epochs for p in self.phase_plan()):
+            raise ConfigError("config key 'phases': every phase has 0 epochs, so nothing would train "
+                              "(give a phase epochs >= 1, or epochs=N)")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Where the run goes."""
+
+    project: str = opt("runs", Text(), "folder that holds runs")
+    name: str = opt("exp", FolderName(), "run name; a number is appended when it exists (exp2, exp3, ...)")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything ``nsl train`` is told; one group per concern."""
+
+    data: DataOptions = group(DataOptions, "data")
+    preprocess: PreprocessOptions = group(PreprocessOptions, "crop preprocessing (shared with the device)")
+    augment: AugmentOptions = group(AugmentOptions, "sign-safe augmentation (no horizontal flip unless asked: it "
+                                                    "changes the signing hand)", prefix=True)
+    model: ModelOptions = group(ModelOptions, "model")
+    hparams: HParams = group(HParams, "training")
+    output: OutputOptions = group(OutputOptions, "output")
+
+    @property
+    def crop(self):
+        """The device's crop preprocessing (``nsl.preprocess.CropSpec``) these options train with."""
+        from nsl.preprocess import CropSpec
+
+        p = self.preprocess
+        return CropSpec(size=self.model.imgsz, color_mode=p.color_mode, margin=p.crop_margin, square=p.crop_square,
+                        blur=p.blur, threshold_block=p.threshold_block, threshold_c=p.threshold_c)
+
+    def check_paths(self) -> "Options":
+        """The files a new run reads exist (a saved run's options are not re-checked: files may have moved)."""
+        if self.data.data is not None:
+            path_exists("data", self.data.data, "dataset folder")
+        if self.data.labels not in ("nsl36", "auto"):
+            path_exists("labels", self.data.labels, "labels CSV")
+        if self.model.weights not in ("imagenet", "none"):
+            path_exists("weights", self.model.weights, "weights file (use weights=imagenet, none or a Keras .h5 "
+                                                       "weights file of the backbone)")
+        return self
