@@ -60,20 +60,27 @@ def _number_range(low, high, low_open: bool, high_open: bool) -> str:
     return " and ".join(parts)
 
 
+def _as_number(key: str, value: Any, expected: str) -> float | int:
+    """A finite int or float from a number or its text; booleans are not numbers here."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise _fail(key, expected, value) from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+        raise _fail(key, expected, value)
+    return number
+
+
 @dataclass(frozen=True)
 class Int(Kind):
     low: int | None = None
     high: int | None = None
 
     def convert(self, key: str, value: Any) -> int:
-        number = value
-        if isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise _fail(key, self.expected(), value) from None
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) \
-                or not float(number).is_integer():
+        number = _as_number(key, value, self.expected())
+        if not float(number).is_integer():
             raise _fail(key, self.expected(), value)
         number = int(number)
         if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
@@ -97,15 +104,7 @@ class Float(Kind):
     high_open: bool = False
 
     def convert(self, key: str, value: Any) -> float:
-        number = value
-        if isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise _fail(key, self.expected(), value) from None
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-            raise _fail(key, self.expected(), value)
-        number = float(number)
+        number = float(_as_number(key, value, self.expected()))
         too_low = self.low is not None and (number <= self.low if self.low_open else number < self.low)
         too_high = self.high is not None and (number >= self.high if self.high_open else number > self.high)
         if too_low or too_high:
@@ -159,9 +158,10 @@ class Choice(Kind):
         for choice in self.values:
             if word.lower() == choice.lower():
                 return choice
-        if isinstance(value, bool):  # true/false for a key that offers on/off (or the other way round)
-            synonyms = TRUE_WORDS if value else FALSE_WORDS
-            match = next((c for c in self.values if c in synonyms), None)
+        truth = value if isinstance(value, bool) else {**dict.fromkeys(TRUE_WORDS, True),
+                                                        **dict.fromkeys(FALSE_WORDS, False)}.get(word.lower())
+        if truth is not None:  # true/false for a key that offers on/off (or the other way round)
+            match = next((c for c in self.values if c in (TRUE_WORDS if truth else FALSE_WORDS)), None)
             if match:
                 return match
         raise _fail(key, self.expected(), value)

@@ -24,12 +24,8 @@ step "1/6 synthetic dataset (36 classes, published layout) -> $DATA"
 [ -d "$DATA/Plain Background" ] || "$TRAIN" data synth "$DATA" --classes 36 --per-class "$PER_CLASS" --size 96 --seed 0
 
 step "2/6 progressive training (configs/demo.yaml) -> $RUN"
-if [ -f "$RUN/metrics.json" ]; then echo "reusing $RUN"
-elif [ -f "$RUN/checkpoints/state.json" ]; then "$TRAIN" train --resume "$RUN"
-else
-  rm -rf "$RUN"  # stopped before its first checkpoint: nothing to keep, and the name must stay free
-  "$TRAIN" train --config configs/demo.yaml --data "$DATA" --project "$OUT/runs" --name nsl36 "${TRAIN_EXTRA[@]}"
-fi
+# --ensure: reuse the run when it finished, resume it when it was interrupted, train it otherwise
+"$TRAIN" train --ensure --config configs/demo.yaml --data "$DATA" --project "$OUT/runs" --name nsl36 "${TRAIN_EXTRA[@]}"
 
 step "3/6 export: float and int8 TFLite + ONNX, each checked on the test split -> $BUNDLE"
 [ -f "$BUNDLE/metadata.json" ] || "$TRAIN" export "$RUN" --int8 "${EXPORT_EXTRA[@]}"

@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import ROOT, WEIGHTS_DIR, env_python, run_nsl
 from tests.train.conftest import _code_stamp, make_cached_run, make_tiny_run
+from tests.train.conftest import synth_data, tiny_run  # noqa: F401  (fixtures shared with the train tests)
 
 PRETRAINED = WEIGHTS_DIR / "mobilenet_v2_1.0_224_no_top.h5"
 TRAINED_RECIPE = {"imgsz": 64, "alpha": 1.0, "weights": str(PRETRAINED), "steps_per_epoch": "null", "epochs": 12,
