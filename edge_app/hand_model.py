@@ -10,7 +10,6 @@ file could be obtained offline, see DESIGN-NOTES section 2), print its sha256 so
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from nsl.errors import NslError
-from nsl.fileio import atomic_path, sha256_of
+from nsl.fileio import atomic_path, sha256_of, user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +41,7 @@ HOW_TO_GET = ("run 'nsl hand-model build' (offline, from the mediapipe wheel) or
 
 def cache_dir() -> Path:
     """NSL_CACHE_DIR, else $XDG_CACHE_HOME/nsl, else ~/.cache/nsl."""
-    if os.environ.get("NSL_CACHE_DIR"):
-        return Path(os.environ["NSL_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "nsl"
+    return user_cache_dir()
 
 
 def default_path(variant: str = "full") -> Path:

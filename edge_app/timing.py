@@ -8,7 +8,7 @@ import time
 from collections import deque
 from contextlib import contextmanager
 
-import numpy as np
+from nsl.stats import percentiles
 
 STAGES = ("capture", "hands", "crop", "classify", "draw", "other")
 
@@ -68,9 +68,8 @@ class StageTimer:
     def summary(self) -> dict:
         """frames, wall seconds, mean FPS, and per stage: mean (all frames) and p50/p90/p99 (recent frames)."""
         def stats(values: deque, mean: float) -> dict:
-            p50, p90, p99 = np.percentile(np.asarray(values), (50, 90, 99)) if values else (0.0, 0.0, 0.0)
-            return {"mean": round(mean, 3), "p50": round(float(p50), 3), "p90": round(float(p90), 3),
-                    "p99": round(float(p99), 3)}
+            p50, p90, p99 = percentiles(values, (50, 90, 99)) if values else (0.0, 0.0, 0.0)
+            return {"mean": round(mean, 3), "p50": round(p50, 3), "p90": round(p90, 3), "p99": round(p99, 3)}
 
         count = max(self.frames, 1)
         wall_s = self.totals["frame"] / 1000

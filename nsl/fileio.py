@@ -16,6 +16,14 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
+def user_cache_dir() -> Path:
+    """The user's cache folder for what nsl rebuilds on demand: NSL_CACHE_DIR, else $XDG_CACHE_HOME/nsl, else
+    ~/.cache/nsl."""
+    if os.environ.get("NSL_CACHE_DIR"):
+        return Path(os.environ["NSL_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "nsl"
+
+
 def is_image_file(path: str | Path) -> bool:
     """By its name: one of ``IMAGE_SUFFIXES`` (any case)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES

@@ -9,7 +9,8 @@
 # Heavy: on a shared machine run it alone (here: flock /tmp/nsl-heavy.lock bash scripts/bench.sh).
 #   NSL_REAL_DATA=DIR   the shared data folder (default ../shared/data)
 #   NSL_WEIGHTS=DIR     the folder of mobilenet_v2_1.0_224_no_top.h5 (default ../shared/weights)
-#   BENCH_DIR=DIR       bundle, clip and sweep runs (default .cache/bench)
+#   BENCH_DIR=DIR       bundle and clip (default .cache/bench)
+#   NSL_CACHE_DIR=DIR   user cache: the hand model, and the sweep's runs in bench/sweep (default ~/.cache/nsl)
 #   BENCH_OUT=DIR       results (default benchmarks/results)
 #   BENCH_SECTIONS=LIST sections to run (default: all that can run)
 #   BENCH_ARGS="..."    more nsl bench options (e.g. --quick, --repeats 5)

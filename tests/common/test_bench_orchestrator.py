@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from nsl.bench import format_cell, render_markdown
+from nsl.bench.orchestrator import format_cell, render_markdown
 from tests.conftest import run_nsl
 
 NO_PYTHON = "/nonexistent/bin/python"

@@ -1,4 +1,4 @@
-"""`python -m nsl.train.bench training|sweep` (sections of `nsl bench`) on the tiny synthetic set, --quick.
+"""`python -m nsl.bench.training|sweep` (sections of `nsl bench`) on the tiny synthetic set, --quick.
 
 The sections run in-process (TensorFlow is loaded already); the one-line errors through a subprocess, as the
 orchestrator runs them. Figures are checked for shape and consistency (every table cell is the median of its
@@ -16,8 +16,8 @@ import pytest
 from nsl.fileio import read_json
 from tests.conftest import ROOT, env_python
 from nsl.errors import NslError
-from nsl.train.bench import bottleneck_note, main
-from nsl.train.bench_sweep import parse_sizes
+from nsl.bench.sweep import main as sweep_main, parse_sizes
+from nsl.bench.training import bottleneck_note, main as training_main
 
 SECTION_KEYS = {"section", "title", "machine", "tables", "notes", "raw"}
 
@@ -35,7 +35,7 @@ def _section(path, name):
 @pytest.mark.slow
 def test_training_section(tmp_path, synth_data):
     out = tmp_path / "training.json"
-    assert main(["training", "--out", str(out), "--quick", "--data", str(synth_data)]) == 0
+    assert training_main(["--out", str(out), "--quick", "--data", str(synth_data)]) == 0
     data = _section(out, "training")
     (table,) = data["tables"]
     assert table["columns"] == ["what", "images/s", "trainable params"]
@@ -55,8 +55,8 @@ def test_training_section(tmp_path, synth_data):
 @pytest.mark.slow
 def test_sweep_section_and_reuse(tmp_path, synth_data, caplog):
     out, cache = tmp_path / "sweep.json", tmp_path / "cache"
-    argv = ["sweep", "--out", str(out), "--quick", "--data", str(synth_data), "--sizes", "32", "--cache", str(cache)]
-    assert main(argv) == 0
+    argv = ["--out", str(out), "--quick", "--data", str(synth_data), "--sizes", "32", "--cache", str(cache)]
+    assert sweep_main(argv) == 0
     data = _section(out, "sweep")
     (table,) = data["tables"]
     (row,) = table["rows"]
@@ -70,8 +70,8 @@ def test_sweep_section_and_reuse(tmp_path, synth_data, caplog):
     (history,) = cache.glob("*_32px/history.json")
     before = history.stat().st_mtime_ns
 
-    caplog.set_level(logging.INFO, logger="nsl.train.bench_sweep")
-    assert main(argv) == 0  # a rerun reuses the run and the bundle: only the latency is measured again
+    caplog.set_level(logging.INFO, logger="nsl.bench.sweep")
+    assert sweep_main(argv) == 0  # a rerun reuses the run and the bundle: only the latency is measured again
     assert history.stat().st_mtime_ns == before and "sweep: reusing" in caplog.text
     assert "sweep: exporting" not in caplog.text
     assert read_json(out)["raw"]["rows"][0]["train_s"] == raw["train_s"]
@@ -101,8 +101,8 @@ def test_bad_input_is_one_line(tmp_path, synth_data, args, message):
     argv = [*args, "--out", str(tmp_path / "x.json")]
     if "--data" not in args:
         argv += ["--data", str(synth_data)]
-    proc = subprocess.run([env_python("train"), "-m", "nsl.train.bench", *argv], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    proc = subprocess.run([env_python("train"), "-m", f"nsl.bench.{args[0]}", *argv[1:]], capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"nsl bench {args[0]}: error: ") and message in lines[0]

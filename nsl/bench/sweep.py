@@ -1,10 +1,20 @@
-"""The ``sweep`` section of ``nsl bench``: the classifier's input size against accuracy, latency and file size.
+"""The ``sweep`` section of ``nsl bench`` (train environment): the classifier's input size against accuracy,
+latency and file size::
+
+    python -m nsl.bench.sweep --out sweep.json [--data DIR] [--weights PATH|imagenet|none] [--sizes 96,128,160,224]
+                              [--cache DIR] [--quick]
 
 For each size: train the recipe (progressive, the default 3+3+4 epochs or ``--epochs`` per phase) on the same
-labelled folder into ``CACHE/<key>_<size>px`` (key: data, weights, recipe), export it with ``--int8``
-(export.exporter, TFLite only), then measure the int8 TFLite file's single-image latency now, at one thread and
-all threads (median of repeats). Finished runs and bundles are reused, so a rerun costs only the latency runs.
+labelled folder into ``CACHE/<key>_<size>px`` (key: data, weights, recipe; ``CACHE`` is ``--cache``, else
+``bench/sweep`` in the user cache: ``NSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/nsl``, else ``~/.cache/nsl``), export
+it with ``--int8`` (nsl.export.exporter, TFLite only), then measure the int8 TFLite file's single-image latency
+now, at one thread and all threads (median of repeats). Finished runs and bundles are reused, so a rerun costs only the latency runs.
 Accuracy is the test split's (the export's own check); a small test split makes it noisy, and the notes say so.
+Data and weights default as in the ``training`` section (nsl.bench.training).
+
+Every use of nsl.config, nsl.train and nsl.export (and of a run folder's layout) is in ``sized_options``,
+``cache_key``, ``trained_run``, ``run_history``, ``exported_bundle`` and ``latencies`` here, and in nsl.bench.training's ``base_options``, ``settings`` and
+``load_split``.
 """
 
 from __future__ import annotations
@@ -14,14 +24,17 @@ import json
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from nsl.bench_section import median, positive, section, table
+from nsl.bench.section import positive, run_section, section, table
+from nsl.bench.training import base_options, data_and_weights, load_split, settings, train_parser
 from nsl.env import prepare_tensorflow
 from nsl.errors import NslError
-from nsl.fileio import read_json
+from nsl.fileio import read_json, user_cache_dir
+from nsl.stats import median
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,15 @@ QUICK_SIZES = (32, 48)
 QUICK_RECIPE = {"strategy": "single", "epochs": 1, "steps_per_epoch": 2, "alpha": 0.35, "patience": 0}
 INT8 = "model_int8.tflite"
 FP32 = "model_fp32.tflite"
+
+
+def parse_args(argv):
+    parser = train_parser("sweep", "a short training per input size, int8 TFLite accuracy, latency and size")
+    parser.add_argument("--sizes", help="comma-separated input sizes (default 96,128,160,224)")
+    parser.add_argument("--epochs", type=int, help="epochs of every phase (default: the recipe's 3+3+4)")
+    parser.add_argument("--cache", help="folder of the runs and bundles, reused by a rerun "
+                                        "(default bench/sweep in the user cache, NSL_CACHE_DIR or ~/.cache/nsl)")
+    return parser.parse_args(argv)
 
 
 def parse_sizes(text: str | None, quick: bool) -> list[int]:
@@ -44,7 +66,14 @@ def parse_sizes(text: str | None, quick: bool) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
-def cache_key(config: dict) -> str:
+# --- every call into nsl.config, nsl.train and nsl.export (besides nsl.bench.training's) --------------------------
+
+def sized_options(base, size: int):
+    """The configuration ``base`` at input size ``size``."""
+    return {**base, "imgsz": size}
+
+
+def cache_key(config) -> str:
     """Changes with what makes a run: data, weights, labels, recipe (not the size: that is in the folder name)."""
     keys = ("data", "weights", "labels", "backbone", "alpha", "batch", "phases", "epochs", "steps_per_epoch",
             "seed", "augment", "color_mode", "split_ratios", "patience")
@@ -52,7 +81,7 @@ def cache_key(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def trained_run(config: dict, run_dir: Path) -> Path:
+def trained_run(config, run_dir: Path) -> Path:
     """A finished run in ``run_dir``: reused, resumed when interrupted, else trained."""
     from nsl.train.run import resume_run, train_run
 
@@ -67,8 +96,13 @@ def trained_run(config: dict, run_dir: Path) -> Path:
     return train_run(config, run_dir)
 
 
-def exported_bundle(run_dir: Path, train_images: int) -> dict:
-    """The int8 bundle of a run (run_dir/bundle), exported when missing; returns its metadata."""
+def run_history(run_dir: Path) -> list[dict]:
+    """The finished run's per-epoch history (each entry with its ``seconds``)."""
+    return read_json(run_dir / "history.json")
+
+
+def exported_bundle(run_dir: Path, train_images: int) -> tuple[Path, dict]:
+    """The int8 bundle of a run (run_dir/bundle), exported when missing -> (its folder, its metadata)."""
     from nsl.export.calibration import DEFAULT_CALIB
     from nsl.export.exporter import ExportOptions, run_export
 
@@ -77,7 +111,7 @@ def exported_bundle(run_dir: Path, train_images: int) -> dict:
         log.info("sweep: exporting %s", run_dir)
         run_export(ExportOptions(path=str(run_dir), out=str(bundle), force=True, formats=("tflite",), int8=True,
                                  calib=min(DEFAULT_CALIB, train_images), allow_drop=True))
-    return read_json(bundle / "metadata.json")
+    return bundle, read_json(bundle / "metadata.json")
 
 
 def latencies(path: Path, size: int, runs: int, repeats: int) -> dict:
@@ -90,30 +124,30 @@ def latencies(path: Path, size: int, runs: int, repeats: int) -> dict:
     every = [latency_ms(path, image, threads, runs) for _ in range(repeats)]
     return {"ms_1thread": one, "ms_all": every, "threads_all": threads}
 
+# ---------------------------------------------------------------------------------------------------------------
 
-def measure_size(base: dict, size: int, cache: Path, runs: int, repeats: int, train_images: int) -> dict:
+
+def measure_size(base, size: int, cache: Path, runs: int, repeats: int, train_images: int) -> dict:
     import tf_keras as keras
 
-    config = {**base, "imgsz": size}
-    run_dir = trained_run(config, cache / f"{cache_key(base)}_{size}px")
+    run_dir = trained_run(sized_options(base, size), cache / f"{cache_key(base)}_{size}px")
     keras.backend.clear_session()
-    metadata = exported_bundle(run_dir, train_images)
-    history = read_json(run_dir / "history.json")
+    bundle, metadata = exported_bundle(run_dir, train_images)
+    history = run_history(run_dir)
     files = metadata["files"]
     row = {"imgsz": size, "run": str(run_dir), "epochs_run": len(history),
            "train_s": round(sum(entry["seconds"] for entry in history), 1),
            "keras_top1": metadata["keras_metrics"]["top1"], "int8_top1": files[INT8]["metrics"]["top1"],
            "int8_top3": files[INT8]["metrics"]["top3"], "test_images": files[INT8]["metrics"]["n_images"],
            "int8_size_bytes": files[INT8]["size_bytes"], "fp32_size_bytes": files[FP32]["size_bytes"],
-           "int8_latency": latencies(run_dir / "bundle" / INT8, size, runs, repeats),
-           "fp32_latency": latencies(run_dir / "bundle" / FP32, size, runs, repeats)}
+           "int8_latency": latencies(bundle / INT8, size, runs, repeats),
+           "fp32_latency": latencies(bundle / FP32, size, runs, repeats)}
     keras.backend.clear_session()
     return row
 
 
 def sweep_section(args) -> dict:
-    from nsl.train.bench import base_config, data_and_weights
-
+    prepare_tensorflow()  # before anything imports TensorFlow
     sizes = parse_sizes(args.sizes, args.quick)
     data, weights = data_and_weights(args)
     runs = positive(args.runs, 30, 5, args.quick, "runs")
@@ -121,23 +155,19 @@ def sweep_section(args) -> dict:
     extra = dict(QUICK_RECIPE) if args.quick else {}
     if args.epochs is not None:
         extra["epochs"] = positive(args.epochs, 1, 1, False, "epochs")
-    base = base_config(args, data, weights, sizes[0], **extra)
-    prepare_tensorflow()
-    from nsl.train.run import load_data, set_up_tensorflow
-
-    set_up_tensorflow(base)
-    labels, split = load_data(base)  # checks the data before anything is trained
-    cache = Path(args.cache).expanduser() if args.cache else Path(__file__).resolve().parents[1] / ".cache/bench/sweep"
+    base = base_options(args, data, weights, sizes[0], **extra)
+    labels, split = load_split(base)  # checks the data before anything is trained
+    cache = Path(args.cache).expanduser() if args.cache else user_cache_dir() / "bench" / "sweep"
     cache.mkdir(parents=True, exist_ok=True)
     rows = [measure_size(base, size, cache, runs, repeats, len(split["train"])) for size in sizes]
-    return render_sweep(base, data, weights, len(labels), split, rows, runs, repeats)
+    return render_sweep(settings(base), data, weights, len(labels), split, rows, runs, repeats)
 
 
 def _ms(latency: dict, key: str) -> float:
     return round(median(latency[key]), 2)
 
 
-def render_sweep(base, data, weights, classes, split, rows, runs, repeats) -> dict:
+def render_sweep(plain, data, weights, classes, split, rows, runs, repeats) -> dict:
     threads = rows[0]["int8_latency"]["threads_all"]
     columns = ["input px", "Keras top-1", "int8 TFLite top-1", "int8 top-3", "int8 p50 ms (1 thread)",
                f"int8 p50 ms ({threads} threads)", "fp32 p50 ms (1 thread)", "int8 size KB", "epochs run",
@@ -146,12 +176,10 @@ def render_sweep(base, data, weights, classes, split, rows, runs, repeats) -> di
              _ms(r["int8_latency"], "ms_1thread"), _ms(r["int8_latency"], "ms_all"),
              _ms(r["fp32_latency"], "ms_1thread"), round(r["int8_size_bytes"] / 1024, 1), r["epochs_run"],
              r["train_s"]] for r in rows]
-    from nsl.train.phases import phases_from_config
-
-    recipe = (f"{base['strategy']} " + "+".join(str(p.epochs) for p in phases_from_config(base)) + " epochs"
-              + (f" of {base['steps_per_epoch']} steps" if base.get("steps_per_epoch") else ""))
+    recipe = (f"{plain['strategy']} " + "+".join(map(str, plain["phase_epochs"])) + " epochs"
+              + (f" of {plain['steps_per_epoch']} steps" if plain["steps_per_epoch"] else ""))
     n_test = rows[0]["test_images"]
-    caption = (f"MobileNetV2 {base['alpha']} on {data.name} ({classes} classes), {recipe}, weights "
+    caption = (f"MobileNetV2 {plain['alpha']} on {data.name} ({classes} classes), {recipe}, weights "
                f"{Path(weights).name if weights not in ('none', 'imagenet') else weights}")
     notes = [f"Data: {data} - train/val/test {len(split['train'])}/{len(split['val'])}/{len(split.get('test', []))} "
              f"images. Accuracy is on the {n_test} test images (one image = {1 / max(n_test, 1):.3f} of top-1): "
@@ -163,3 +191,11 @@ def render_sweep(base, data, weights, classes, split, rows, runs, repeats) -> di
     raw = {"rows": rows, "recipe": recipe, "weights": weights, "data": str(data)}
     return section("sweep", "Input-size sweep (classifier)", [table(caption, columns, body)], notes, raw,
                    packages=("tensorflow", "ai-edge-litert"))
+
+
+def main(argv=None) -> int:
+    return run_section("sweep", parse_args, sweep_section, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

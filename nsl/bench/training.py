@@ -1,71 +1,87 @@
-"""Training benchmark sections of ``nsl bench`` (train environment): ``training`` and ``sweep``.
+"""The ``training`` section of ``nsl bench`` (train environment), and what the ``sweep`` section shares with it::
 
-    python -m nsl.train.bench training --out training.json [--data DIR] [--weights PATH|none] [--imgsz 224] [--quick]
-    python -m nsl.train.bench sweep --out sweep.json [--sizes 96,128,160,224] [--cache DIR] [--quick]
+    python -m nsl.bench.training --out training.json [--data DIR] [--weights PATH|imagenet|none] [--imgsz 224] [--quick]
 
-``training``: the real ``tf.data`` training pipeline of train.pipeline (decode with the device's own crop
-function, cache, shuffle, augmentation) iterated alone, first epoch (files decoded) and cached epochs; then
-training steps of the classifier with the backbone frozen (head only) and unfrozen (all layers) on that same
-pipeline, so the notes can say which one limits training. Every figure is the median over repeats after
-warm-up. ``sweep`` (train.bench_sweep): one short training per input size, int8 export, accuracy and latency.
-The section JSON is described in docs/ARCHITECTURE.md ("Benchmarks").
+The real ``tf.data`` training pipeline of nsl.train.pipeline (decode with the device's own crop function, cache,
+shuffle, augmentation) iterated alone, first epoch (files decoded) and cached epochs; then training steps of the
+classifier with the backbone frozen (head only) and unfrozen (all layers) on that same pipeline, so the notes can
+say which one limits training. Every figure is the median over repeats after warm-up. The section JSON is
+described in docs/ARCHITECTURE.md ("Benchmarks").
+
+Data: ``--data``, else ``$NSL_REAL_DATA/asl_36``; weights: ``--weights``, else
+``$NSL_WEIGHTS/mobilenet_v2_1.0_224_no_top.h5`` when present (not with ``--quick``), else ``none``.
+
+Every use of nsl.config and nsl.train is in ``base_options``, ``settings``, ``load_split``, ``model_and_dataset``,
+``time_pipeline`` and ``time_training`` (nothing else here reads the configuration).
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
-from nsl.bench_section import median, positive, run_section, section, section_parser, table, write_section
+from nsl.bench.section import positive, run_section, section, section_parser, table
 from nsl.env import prepare_tensorflow
 from nsl.errors import NslError
+from nsl.stats import median
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DEFAULT_DATA = Path(os.environ.get("NSL_REAL_DATA", SHARED / "data")) / "asl_36"
-DEFAULT_WEIGHTS = Path(os.environ.get("NSL_WEIGHTS", SHARED / "weights")) / "mobilenet_v2_1.0_224_no_top.h5"
+DATA_SUBFOLDER = "asl_36"                            # under $NSL_REAL_DATA
+WEIGHTS_FILE = "mobilenet_v2_1.0_224_no_top.h5"      # under $NSL_WEIGHTS
 PACKAGES = ("tensorflow", "tf_keras", "numpy")
-SECTIONS = {"training": "input pipeline images/s alone, and training images/s with the backbone frozen/unfrozen",
-            "sweep": "input-size sweep: a short training per size, int8 TFLite accuracy, latency and size"}
 CACHED_IMAGES = 512  # images per timed cached-pipeline measurement (whole passes)
 QUICK = {"imgsz": 48, "alpha": 0.35, "batch": 8, "steps": 3}  # --quick: a smoke run on tiny images
 
 
-def parse_args(argv):
-    parser = section_parser("nsl.train.bench", SECTIONS)
-    parser.add_argument("--data", help=f"labelled image folder (default {DEFAULT_DATA} when present)")
+def train_parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The options of both training sections: the data, the weights, the labels and the batch size."""
+    parser = section_parser(name, description)
+    parser.add_argument("--data", help=f"labelled image folder (default $NSL_REAL_DATA/{DATA_SUBFOLDER})")
     parser.add_argument("--weights", help="backbone weights: a Keras no-top file, imagenet or none "
-                                          "(default the shared MobileNetV2 file when present, else none)")
+                                          f"(default $NSL_WEIGHTS/{WEIGHTS_FILE} when present, else none)")
     parser.add_argument("--labels", default="auto", help="nsl36 | auto (folder names, default) | labels CSV")
-    parser.add_argument("--imgsz", type=int, help="training: input size (default 224; --quick 48)")
     parser.add_argument("--batch", type=int, help="batch size (default 32; --quick 8)")
-    parser.add_argument("--steps", type=int, help="training: timed steps per mode (default 8; --quick 3)")
-    parser.add_argument("--sizes", help="sweep: comma-separated input sizes (default 96,128,160,224)")
-    parser.add_argument("--epochs", type=int, help="sweep: epochs of every phase (default: the recipe's 3+3+4)")
-    parser.add_argument("--cache", help="sweep: folder of the runs and bundles, reused by a rerun "
-                                        "(default .cache/bench/sweep)")
+    return parser
+
+
+def parse_args(argv):
+    parser = train_parser("training", "input pipeline images/s alone, and training images/s with the backbone "
+                                      "frozen/unfrozen")
+    parser.add_argument("--imgsz", type=int, help="input size (default 224; --quick 48)")
+    parser.add_argument("--steps", type=int, help="timed steps per mode (default 8; --quick 3)")
     return parser.parse_args(argv)
 
 
 def data_and_weights(args) -> tuple[Path, str]:
     """The data folder and the weights setting, checked (one-line errors)."""
-    data = Path(args.data).expanduser() if args.data else DEFAULT_DATA
+    if args.data:
+        data = Path(args.data).expanduser()
+    elif os.environ.get("NSL_REAL_DATA"):
+        data = Path(os.environ["NSL_REAL_DATA"]).expanduser() / DATA_SUBFOLDER
+    else:
+        raise NslError("no data: pass --data DIR (a labelled image folder) or set NSL_REAL_DATA to the folder "
+                       f"holding {DATA_SUBFOLDER}/")
     if not data.is_dir():
-        hint = "" if args.data else " (the default real photos are absent: pass --data DIR)"
+        hint = "" if args.data else f" (the default $NSL_REAL_DATA/{DATA_SUBFOLDER} is absent: pass --data DIR)"
         raise NslError(f"--data {data}: no such folder{hint}")
     weights = args.weights
     if weights is None:
-        weights = str(DEFAULT_WEIGHTS) if DEFAULT_WEIGHTS.is_file() and not args.quick else "none"
+        shared = Path(os.environ["NSL_WEIGHTS"]).expanduser() / WEIGHTS_FILE if os.environ.get("NSL_WEIGHTS") else None
+        weights = str(shared) if shared is not None and shared.is_file() and not args.quick else "none"
     elif weights not in ("imagenet", "none") and not Path(weights).is_file():
         raise NslError(f"--weights {weights}: no such file (a Keras no-top weights file, imagenet or none)")
     return data.resolve(), weights
 
 
-def base_config(args, data: Path, weights: str, imgsz: int, **extra) -> dict:
+# --- every call into nsl.config and nsl.train ------------------------------------------------------------------
+
+def base_options(args, data: Path, weights: str, imgsz: int, **extra):
+    """The run's resolved configuration (nsl.config.resolve) for ``data``/``weights``/``imgsz`` and ``extra``."""
     from nsl.config import resolve
 
     updates = {"data": str(data), "weights": weights, "labels": args.labels, "imgsz": imgsz,
@@ -75,11 +91,33 @@ def base_config(args, data: Path, weights: str, imgsz: int, **extra) -> dict:
     return resolve(overrides={**updates, **extra})
 
 
-def images_per_second(count: int, seconds: float) -> float:
-    return count / seconds if seconds > 0 else float("nan")
+def settings(config) -> dict:
+    """What the benchmarks report of a configuration, as plain values (all they read of it)."""
+    from nsl.train.phases import freeze_bn_setting, phases_from_config
+
+    plain = {key: config.get(key) for key in ("imgsz", "batch", "alpha", "backbone", "weights", "data", "strategy",
+                                               "steps_per_epoch")}
+    return {**plain, "phase_epochs": [phase.epochs for phase in phases_from_config(config)],
+            "freeze_bn": bool(freeze_bn_setting(config))}
 
 
-def time_pipeline(samples, config: dict, repeats: int, warmup: int) -> dict:
+def load_split(config) -> tuple[list, dict]:
+    """TensorFlow set up for the run, then (labels, split) of its data (checks the data before anything runs)."""
+    from nsl.train.run import load_data, set_up_tensorflow
+
+    set_up_tensorflow(config)
+    return load_data(config)
+
+
+def model_and_dataset(config, train: list, classes: int):
+    """The classifier of the run and its repeating training dataset."""
+    from nsl.train.model import build_classifier
+    from nsl.train.pipeline import make_dataset
+
+    return build_classifier(config, classes), make_dataset(train, config, training=True, repeat=True)
+
+
+def time_pipeline(samples, config, repeats: int, warmup: int) -> dict:
     """Images/s of the training pipeline alone: first epoch (decode) and cached epochs, medians of repeats."""
     import tensorflow as tf
 
@@ -99,6 +137,26 @@ def time_pipeline(samples, config: dict, repeats: int, warmup: int) -> dict:
             first.append(rates[0])
             cached.append(rates[1])
     return {"first_epoch": first, "cached": cached, "images_per_epoch": len(samples)}
+
+
+def time_training(model, dataset, config, trainable: str, steps: int, warmup: int) -> dict:
+    """Images/s of training steps with ``trainable`` ('none': backbone frozen, 'all': unfrozen)."""
+    from nsl.train.phases import Phase, apply_phase, freeze_bn_setting
+    from nsl.train.trainer import compile_for_phase
+
+    params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), freeze_bn_setting(config))
+    compile_for_phase(model, 1e-4)
+    timer = _StepTimer()
+    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
+    batch = int(config["batch"])
+    rates = [batch / s for s in timer.step_seconds()[warmup:]]
+    return {"images_per_s": rates, "trainable_params": int(params)}
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def images_per_second(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("nan")
 
 
 class _StepTimer:
@@ -124,73 +182,48 @@ class _StepTimer:
         return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
 
 
-def time_training(model, dataset, config: dict, trainable: str, steps: int, warmup: int) -> dict:
-    """Images/s of training steps with ``trainable`` ('none': backbone frozen, 'all': unfrozen)."""
-    from nsl.train.phases import Phase, apply_phase, freeze_bn_setting
-    from nsl.train.trainer import compile_for_phase
-
-    params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), freeze_bn_setting(config))
-    compile_for_phase(model, 1e-4)
-    timer = _StepTimer()
-    model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
-    batch = int(config["batch"])
-    rates = [batch / s for s in timer.step_seconds()[warmup:]]
-    return {"images_per_s": rates, "trainable_params": int(params)}
-
-
 def training_section(args) -> dict:
     """The ``training`` section: pipeline alone, then frozen and unfrozen training steps on it."""
+    prepare_tensorflow()  # before anything imports TensorFlow
     data, weights = data_and_weights(args)
     imgsz = positive(args.imgsz, 224, QUICK["imgsz"], args.quick, "imgsz", minimum=32)
     steps = positive(args.steps, 8, QUICK["steps"], args.quick, "steps")
     repeats = positive(args.repeats, 3, 2, args.quick, "repeats")
     warmup = positive(args.warmup, 2, 1, args.quick, "warmup")
-    config = base_config(args, data, weights, imgsz)
-    prepare_tensorflow()
-    from nsl.train.model import build_classifier
-    from nsl.train.pipeline import make_dataset
-    from nsl.train.run import load_data, set_up_tensorflow
-
-    set_up_tensorflow(config)
-    labels, split = load_data(config)
-    train = split["train"]
+    config = base_options(args, data, weights, imgsz)
+    labels, split = load_split(config)
+    train, plain = split["train"], settings(config)
     log.info("training bench: %s, %d training images, %d px, batch %d, weights %s", data, len(train), imgsz,
-             config["batch"], weights)
+             plain["batch"], weights)
     pipeline = time_pipeline(train, config, repeats, min(warmup, 1))
-    model = build_classifier(config, len(labels))
-    dataset = make_dataset(train, config, training=True, repeat=True)
+    model, dataset = model_and_dataset(config, train, len(labels))
     modes = {name: time_training(model, dataset, config, trainable, steps, warmup)
              for name, trainable in (("frozen", "none"), ("unfrozen", "all"))}
-    return render_training(config, data, weights, len(labels), pipeline, modes, steps, warmup, repeats)
+    return render_training(plain, data, weights, len(labels), pipeline, modes, steps, warmup, repeats)
 
 
-def render_training(config, data, weights, classes, pipeline, modes, steps, warmup, repeats) -> dict:
+def render_training(plain, data, weights, classes, pipeline, modes, steps, warmup, repeats) -> dict:
     first, cached = median(pipeline["first_epoch"]), median(pipeline["cached"])
     frozen, unfrozen = median(modes["frozen"]["images_per_s"]), median(modes["unfrozen"]["images_per_s"])
-    what = (f"MobileNetV2 {config['alpha']} at {config['imgsz']} px, batch {config['batch']}, {classes} classes, "
+    what = (f"MobileNetV2 {plain['alpha']} at {plain['imgsz']} px, batch {plain['batch']}, {classes} classes, "
             f"{pipeline['images_per_epoch']} training images of {data.name}")
     rows = [["input pipeline, first epoch (read + prepare + augment)", round(first, 1), "-"],
             ["input pipeline, cached epochs (augment)", round(cached, 1), "-"],
             ["training, backbone frozen (head only)", round(frozen, 1), modes["frozen"]["trainable_params"]],
             ["training, backbone unfrozen (all layers)", round(unfrozen, 1), modes["unfrozen"]["trainable_params"]]]
+    bn_state = ("kept frozen in inference mode (freeze_bn auto, pretrained weights)" if plain["freeze_bn"]
+                else "training too (freeze_bn auto, random weights)")
     notes = [f"{what}; weights {weights}.",
              f"Medians: pipeline over {repeats} passes (each a fresh dataset: decode, then a cached pass); training "
              f"over {steps} steps per mode after {warmup} warm-up steps (tracing).",
-             f"Unfrozen: every layer trainable, BatchNorm {bn_state(config)}, as nsl train does with these "
+             f"Unfrozen: every layer trainable, BatchNorm {bn_state}, as nsl train does with these "
              "weights. Frozen: the head only.",
              bottleneck_note(first, cached, frozen, unfrozen) + " When training, the pipeline and the model share "
              "the same cores, so each rate here is an upper bound for that stage."]
-    raw = {"config": {k: config[k] for k in ("imgsz", "batch", "alpha", "backbone", "weights", "data")},
+    raw = {"config": {k: plain[k] for k in ("imgsz", "batch", "alpha", "backbone", "weights", "data")},
            "pipeline": pipeline, "training": modes}
     return section("training", "Training throughput", [table(what, ["what", "images/s", "trainable params"], rows)],
                    notes, raw, packages=PACKAGES)
-
-
-def bn_state(config: dict) -> str:
-    from nsl.train.phases import freeze_bn_setting
-
-    return ("kept frozen in inference mode (freeze_bn auto, pretrained weights)" if freeze_bn_setting(config)
-            else "training too (freeze_bn auto, random weights)")
 
 
 def bottleneck_note(first: float, cached: float, frozen: float, unfrozen: float) -> str:
@@ -210,18 +243,8 @@ def bottleneck_note(first: float, cached: float, frozen: float, unfrozen: float)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    prepare_tensorflow()  # before anything imports TensorFlow
-    if args.section == "training":
-        result = training_section(args)
-    else:
-        from nsl.train.bench_sweep import sweep_section
-
-        result = sweep_section(args)
-    write_section(args.out, result)
-    log.info("wrote %s", args.out)
-    return 0
+    return run_section("training", parse_args, training_section, argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(run_section(main))
+    sys.exit(main())

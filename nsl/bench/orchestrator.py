@@ -1,9 +1,14 @@
 """``nsl bench``: run each benchmark section in its own environment and merge the results.
 
-A section is a subprocess, ``PYTHON -m MODULE SECTION --out SECTION.json [options]`` (docs/ARCHITECTURE.md,
+A section is a subprocess, ``PYTHON -m nsl.bench.<section> --out SECTION.json [options]`` (docs/ARCHITECTURE.md,
 "Benchmarks"), so the edge sections run where mediapipe is and TensorFlow is not, and the training sections
 where TensorFlow is. This module only finds the interpreters, passes the options, and writes OUT/bench.json
-and OUT/bench.md (every section rendered the same way: title, machine, tables, notes). Standard library only.
+and OUT/bench.md (every section rendered the same way: title, machine, tables, notes). Standard library only:
+``nsl`` imports it for every command.
+
+The interpreter of an environment is ``$NSL_EDGE_PYTHON`` / ``$NSL_TRAIN_PYTHON``, else the python of a sibling
+virtual environment of the running one (``.venvs/edge`` beside ``.venvs/train``), else the running one, whichever
+imports the environment's modules and the section's; nothing assumes a source checkout.
 """
 
 from __future__ import annotations
@@ -19,49 +24,63 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from nsl.bench_section import ERROR_FILE_ENV
+from nsl.bench.section import ERROR_FILE_ENV
 from nsl.env import EXTRA_MODULES, git_commit
 from nsl.errors import NslError
 from nsl.fileio import write_json, write_text
 
-ROOT = Path(__file__).resolve().parents[1]
 WEIGHT_KEYWORDS = ("imagenet", "none")  # --weights: a file, or one of these (passed on as they are)
 
 
 @dataclass(frozen=True)
 class SectionInfo:
-    module: str
     extra: str          # environment: edge | train
     options: tuple      # orchestrator options passed on (when given)
     needs: tuple        # options without which the section cannot run
+    env_defaults: tuple = ()  # (option, environment variable): the section's default for a needed option
 
 
-SECTIONS = {
-    "classifier": SectionInfo("nsl.edge.bench", "edge", ("model", "images", "data", "clip"), ("model",)),
-    "app": SectionInfo("nsl.edge.bench", "edge", ("model", "clip", "hand_model"), ("model", "clip")),
-    "training": SectionInfo("nsl.train.bench", "train", ("data", "weights"), ()),
-    "sweep": SectionInfo("nsl.train.bench", "train", ("data", "weights"), ()),
+DATA_DEFAULT = (("data", "NSL_REAL_DATA"),)  # the training sections default to $NSL_REAL_DATA/asl_36
+SECTIONS = {  # each runs as python -m nsl.bench.<name>
+    "classifier": SectionInfo("edge", ("model", "images", "data", "clip"), ("model",)),
+    "app": SectionInfo("edge", ("model", "clip", "hand_model"), ("model", "clip")),
+    "training": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
+    "sweep": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
 }
+
+
+PROBE = """import importlib.util, sys
+def found(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # a parent package is missing
+        return False
+missing = [name for name in sys.argv[1:] if not found(name)]
+print(" ".join(missing))
+sys.exit(1 if missing else 0)
+"""
+
+
+def section_module(name: str) -> str:
+    return f"nsl.bench.{name}"
+
+
+def candidate_pythons(extra: str) -> list[str]:
+    """``$NSL_<EXTRA>_PYTHON`` alone when set; else a sibling virtual environment named ``extra``, then this one."""
+    named = os.environ.get(f"NSL_{extra.upper()}_PYTHON")
+    if named:
+        return [named]
+    sibling = Path(sys.prefix).parent / extra / "bin" / "python"
+    return list(dict.fromkeys([str(sibling), sys.executable] if sibling.is_file() else [sys.executable]))
 
 
 def find_python(extra: str, module: str) -> tuple[str | None, str]:
     """(interpreter, '') for an environment that imports ``module``, else (None, why)."""
-    candidates = []
-    if os.environ.get(f"NSL_{extra.upper()}_PYTHON"):
-        candidates.append(os.environ[f"NSL_{extra.upper()}_PYTHON"])
-    else:
-        venv = ROOT / ".venvs" / extra / "bin" / "python"
-        if venv.is_file():
-            candidates.append(str(venv))
-        candidates.append(sys.executable)
     wanted = (*EXTRA_MODULES[extra], module)
-    probe = ("import importlib.util, sys; missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None];"
-             " print(' '.join(missing)); sys.exit(1 if missing else 0)")
     why = ""
-    for python in candidates:
+    for python in candidate_pythons(extra):
         try:
-            proc = subprocess.run([python, "-c", probe, *wanted], capture_output=True, text=True, timeout=120,
-                                  env=_child_env())
+            proc = subprocess.run([python, "-c", PROBE, *wanted], capture_output=True, text=True, timeout=120)
         except OSError as err:
             why = f"{python}: {err.strerror or err}"
             continue
@@ -71,15 +90,9 @@ def find_python(extra: str, module: str) -> tuple[str | None, str]:
     return None, why
 
 
-def _child_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
 def _section_command(python: str, name: str, out: Path, args) -> list[str]:
     info = SECTIONS[name]
-    cmd = [python, "-m", info.module, name, "--out", str(out)]
+    cmd = [python, "-m", section_module(name), "--out", str(out)]
     for option in ("runs", "warmup", "repeats"):
         if getattr(args, option) is not None:
             cmd += [f"--{option}", str(getattr(args, option))]
@@ -96,7 +109,7 @@ def _section_command(python: str, name: str, out: Path, args) -> list[str]:
 def _run(cmd: list[str], error_file: Path) -> tuple[int, str]:
     """Run a section: stdout and stderr pass through (progress bars), the tail of stderr is kept; a user
     mistake's message arrives in ``error_file``."""
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**_child_env(), ERROR_FILE_ENV: str(error_file)})
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**os.environ, ERROR_FILE_ENV: str(error_file)})
     tail = b""
     while True:
         chunk = os.read(proc.stderr.fileno(), 4096)
@@ -136,26 +149,32 @@ def _plan(args) -> tuple[list[str], bool]:
     return list(dict.fromkeys(names)), True
 
 
-def _section(name: str, args, explicit: bool, pythons: dict, parts: Path) -> tuple[str, object]:
-    """Run one section -> ("ok", its JSON) | ("skipped", why) | ("failed", why); user mistakes raise."""
-    info = SECTIONS[name]
-    missing = [f"--{n.replace('_', '-')}" for n in info.needs if getattr(args, n, None) is None]
+def _missing_inputs(name: str, args) -> list[str]:
+    info, defaults = SECTIONS[name], dict(SECTIONS[name].env_defaults)
+    missing = [f"--{n.replace('_', '-')}" + (f" (or ${defaults[n]})" if n in defaults else "")
+               for n in info.needs if getattr(args, n, None) is None and not os.environ.get(defaults.get(n, ""))]
     if name == "classifier" and not (args.images or args.data or args.clip):
         missing.append("--images, --data or --clip (real images to classify)")
-    if missing:
-        if explicit:
-            raise NslError(f"section {name} needs {' and '.join(missing)}")
-        return "skipped", f"not run: needs {' and '.join(missing)}"
-    key = (info.extra, info.module)
+    return missing
+
+
+def _section(name: str, args, explicit: bool, pythons: dict, parts: Path) -> tuple[str, object]:
+    """Run one section -> ("ok", its JSON) | ("skipped", why) | ("failed", why); user mistakes raise.
+
+    A named section's missing environment is reported before its missing inputs; a skipped one names both."""
+    info = SECTIONS[name]
+    key = (info.extra, section_module(name))
     if key not in pythons:
         pythons[key] = find_python(*key)
     python, why = pythons[key]
+    problems = [f"needs {' and '.join(missing)}"] if (missing := _missing_inputs(name, args)) else []
     if python is None:
-        message = (f"section {name} needs the {info.extra} environment with {info.module} ({why}): "
-                   f"pip install 'nsl-edge[{info.extra}]', or set NSL_{info.extra.upper()}_PYTHON")
+        problems.insert(0, f"needs the {info.extra} environment with {key[1]} ({why}): "
+                           f"pip install 'nsl-edge[{info.extra}]', or set NSL_{info.extra.upper()}_PYTHON")
+    if problems:
         if explicit:
-            raise NslError(message)
-        return "skipped", message
+            raise NslError(f"section {name} {problems[0]}")
+        return "skipped", "not run: " + "; ".join(problems)
     section_json, error_file = parts / f"{name}.json", parts / f"{name}.error"
     print(f"== nsl bench: {name} ({info.extra} environment)", file=sys.stderr, flush=True)
     code, tail = _run(_section_command(python, name, section_json, args), error_file)

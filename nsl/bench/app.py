@@ -1,4 +1,7 @@
-"""The ``app`` section of ``nsl bench``: the real loop (``nsl app`` in a child process) on a recorded clip.
+"""The ``app`` section of ``nsl bench`` (edge environment): the real loop (``nsl app`` in a child process) on a
+recorded clip::
+
+    python -m nsl.bench.app --out app.json --model BUNDLE --clip VIDEO|DIR [--hand-model PATH]
 
 Each backend's default file runs headless (nothing drawn) and drawing into a video (``--output``, so the draw
 stage is measured), each ``--repeats`` times, interleaved. From each run's JSON lines, after the first
@@ -23,18 +26,20 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from nsl.edge.bench import PACKAGES, sample
+from nsl.bench.section import positive, run_section, sample, section, section_parser, table
 from nsl.edge.bundle import open_bundle
 from nsl.edge.clips import letterbox, write_clip
 from nsl.edge.outputs import read_json_lines
 from nsl.edge.predict import collect_images
-from nsl.preprocess import read_image
-from nsl.bench_section import median, percentiles, positive, section, table
+from nsl.edge.timing import STAGES as LOOP_STAGES
 from nsl.errors import NslError
+from nsl.fileio import VIDEO_SUFFIXES, is_video_file
+from nsl.preprocess import read_image
+from nsl.stats import median, percentiles
 
-STAGES = ("capture", "hands", "crop", "classify", "draw", "other", "frame")
+PACKAGES = ("ai-edge-litert", "onnxruntime", "mediapipe", "opencv-contrib-python", "numpy")
+STAGES = (*LOOP_STAGES, "frame")
 GOAL_MS = 3.0
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
 
 
 def make_clip(folder: Path, out: Path, images: int, frames_per_image: int) -> Path:
@@ -103,7 +108,7 @@ def _clip(args, work: Path, quick: bool) -> tuple[Path, str]:
         images, per_image = (8, 3) if quick else (60, 5)
         made = make_clip(path, work / "clip.mp4", images, per_image)
         return made, f"made from up to {images} photos of {path}, {per_image} frames each"
-    if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
+    if not path.is_file() or not is_video_file(path):
         raise NslError(f"--clip {path}: expected a video file ({', '.join(VIDEO_SUFFIXES)}) or a folder of photos")
     return path, path.name
 
@@ -172,3 +177,20 @@ def _app_result(med, figures, configs, repeats, warmup, origin, info, bundle) ->
     raw = {"bundle": str(bundle.path), "repeats": repeats, "warmup_frames": warmup, "clip": info,
            "runs": [{"backend": b, "drawing": d, "figures": figures[(b, d)]} for b, d in configs]}
     return section("app", "App loop on a recorded clip", [loop, stages, p90s, goal], notes, raw, PACKAGES)
+
+
+def parse_args(argv):
+    parser = section_parser("app", "the full loop on a recorded clip, per backend, headless and drawing")
+    parser.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle (nsl export)")
+    parser.add_argument("--clip", default=None, metavar="VIDEO|DIR",
+                        help="recorded clip (a video, or a folder of photos made into a 640x480 clip)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_section("app", parse_args, app_section, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,13 +1,12 @@
-"""Edge sections of ``nsl bench`` (edge environment, no TensorFlow): ``classifier`` and ``app``.
+"""The ``classifier`` section of ``nsl bench`` (edge environment, no TensorFlow):
 
-    python -m nsl.edge.bench classifier --out classifier.json --model BUNDLE (--images DIR | --clip VIDEO|DIR)
-    python -m nsl.edge.bench app --out app.json --model BUNDLE --clip VIDEO|DIR [--hand-model PATH]
+    python -m nsl.bench.classifier --out classifier.json --model BUNDLE (--images DIR | --data DIR | --clip VIDEO|DIR)
 
-classifier: every file of the bundle through the runtime that runs it (ai-edge-litert for .tflite, onnxruntime
+Every file of the bundle through the runtime that runs it (ai-edge-litert for .tflite, onnxruntime
 for .onnx), batch 1, one thread and all cores, on real images prepared as the device prepares a crop. Each
 figure is the median over ``--repeats`` rounds; a round opens the file, makes ``--warmup`` untimed calls and
 ``--runs`` timed ones (p50/p90 of those, images/s = calls / their total time). Rounds interleave the files so
-that a noisy neighbour spreads over all of them. The app section is in ``nsl.edge.bench_app``.
+that a noisy neighbour spreads over all of them.
 """
 
 from __future__ import annotations
@@ -22,28 +21,20 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from nsl.bench.section import positive, run_section, sample, section, section_parser, table
 from nsl.edge.bundle import open_bundle
 from nsl.edge.classifier import open_classifier
 from nsl.edge.predict import collect_images
-from nsl.preprocess import prepare, read_image, to_rgb
-from nsl.bench_section import (median, percentiles, positive, run_section, section, section_parser, table,
-                               write_section)
 from nsl.errors import NslError
+from nsl.fileio import is_video_file
+from nsl.preprocess import prepare, read_image, to_rgb
+from nsl.stats import median, percentiles
 
 log = logging.getLogger(__name__)
 
 RUNTIMES = {"tflite": "ai-edge-litert", "onnx": "onnxruntime"}
 PACKAGES = ("ai-edge-litert", "onnxruntime", "mediapipe", "opencv-contrib-python", "numpy")
-SECTIONS = {"classifier": "latency of every bundle file per runtime, batch 1, 1 thread and all cores",
-            "app": "the full loop on a recorded clip, per backend, headless and drawing"}
 MAX_IMAGES = 32
-
-
-def sample(items: list, count: int) -> list:
-    """``count`` items spread evenly over ``items`` (all of them when there are fewer)."""
-    if len(items) <= count:
-        return list(items)
-    return [items[int(i * len(items) / count)] for i in range(count)]
 
 
 def video_frames(path: Path, count: int) -> list[np.ndarray]:
@@ -67,7 +58,7 @@ def real_images(images: str | None, clip: str | None, count: int = MAX_IMAGES) -
     if source is None:
         raise NslError("the classifier section needs real images: --images DIR (or --data DIR, or --clip)")
     path = Path(source)
-    if path.is_file() and path.suffix.lower() in (".mp4", ".avi", ".mkv", ".mov"):
+    if path.is_file() and is_video_file(path):
         return video_frames(path, count), f"{count} frames of {path.name}"
     paths = sample(collect_images([path]), count)
     return [read_image(p) for p in paths], f"{len(paths)} images of {path}"
@@ -143,23 +134,18 @@ def _classifier_notes(rows: list[list], cores: int) -> list[str]:
     return notes
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = section_parser("nsl.edge.bench", SECTIONS)
+def parse_args(argv):
+    parser = section_parser("classifier", "latency of every bundle file per runtime, batch 1, 1 thread and all cores")
     parser.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle (nsl export)")
-    parser.add_argument("--images", default=None, metavar="DIR", help="real images to classify (classifier)")
-    parser.add_argument("--data", default=None, metavar="DIR", help="labelled images (classifier, if no --images)")
-    parser.add_argument("--clip", default=None, metavar="VIDEO|DIR", help="recorded clip (app; classifier fallback)")
-    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (app)")
-    args = parser.parse_args(argv)
-    if args.section == "classifier":
-        result = classifier_section(args)
-    else:
-        from nsl.edge.bench_app import app_section
+    parser.add_argument("--images", default=None, metavar="DIR", help="real images to classify")
+    parser.add_argument("--data", default=None, metavar="DIR", help="labelled images (if no --images)")
+    parser.add_argument("--clip", default=None, metavar="VIDEO|DIR", help="a recorded clip's frames (if neither)")
+    return parser.parse_args(argv)
 
-        result = app_section(args)
-    write_section(args.out, result)
-    return 0
+
+def main(argv: list[str] | None = None) -> int:
+    return run_section("classifier", parse_args, classifier_section, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(run_section(main))
+    sys.exit(main())

@@ -1,18 +1,28 @@
-"""What every benchmark section shares: its command line, the machine it ran on, medians, its JSON file.
+"""What every benchmark section shares: its command line, the machine it ran on, its tables, its JSON file.
 
-A section is ``PYTHON -m <module> <section> --out SECTION.json [options]`` (see docs/ARCHITECTURE.md,
-"Benchmarks"); ``nsl bench`` runs it in its own environment and merges the files. Dependency-light (numpy,
-imported when used), so the edge and the train side both use it::
+A section is ``PYTHON -m nsl.bench.<name> --out SECTION.json [options]`` (docs/ARCHITECTURE.md, "Benchmarks");
+``nsl bench`` runs it in its own environment and merges the files. Standard library only, so the edge and the
+train side both use it (timing statistics: ``nsl.stats``)::
 
-    parser = section_parser("nsl.edge.bench", {"classifier": "...", "app": "..."})
-    parser.add_argument("--model")                      # the section's own options
-    args = parser.parse_args(argv)
-    ...
-    write_section(args.out, section(args.section, "Title", tables=[table(...)], notes=[...], raw={...},
-                                    packages=("onnxruntime", "ai-edge-litert")))
+    def parse_args(argv):
+        parser = section_parser("classifier", "latency of every bundle file ...")
+        parser.add_argument("--model")                      # the section's own options
+        return parser.parse_args(argv)
 
-``run_section(main, argv)`` turns an ``NslError`` into one stderr line and exit 2, as ``nsl`` does (run by
-``nsl bench``, the message goes to the file ``$NSL_BENCH_ERROR_FILE`` instead, and nsl bench prints the line).
+    def classifier_section(args) -> dict:
+        ...
+        return section("classifier", "Title", tables=[table(...)], notes=[...], raw={...},
+                       packages=("onnxruntime", "ai-edge-litert"))
+
+    def main(argv=None) -> int:
+        return run_section("classifier", parse_args, classifier_section, argv)
+
+    if __name__ == "__main__":
+        sys.exit(main())
+
+``run_section`` writes the section's JSON to ``--out`` and turns an ``NslError`` into one stderr line and exit 2,
+as ``nsl`` does (run by ``nsl bench``, the message goes to the file ``$NSL_BENCH_ERROR_FILE`` instead, and nsl
+bench prints the line).
 """
 
 from __future__ import annotations
@@ -31,10 +41,10 @@ log = logging.getLogger(__name__)
 ERROR_FILE_ENV = "NSL_BENCH_ERROR_FILE"  # set by nsl bench: a user mistake's message goes there, not to stderr
 
 
-def section_parser(module: str, sections: dict[str, str]) -> argparse.ArgumentParser:
+def section_parser(name: str, description: str) -> argparse.ArgumentParser:
     """The options every section takes (``--runs``/``--warmup``/``--repeats`` default to the section's own)."""
-    parser = argparse.ArgumentParser(prog=f"python -m {module}", description="A section of nsl bench.")
-    parser.add_argument("section", choices=sorted(sections), help="; ".join(f"{k}: {v}" for k, v in sections.items()))
+    parser = argparse.ArgumentParser(prog=f"python -m nsl.bench.{name}",
+                                     description=f"The {name} section of nsl bench: {description}.")
     parser.add_argument("--out", required=True, metavar="SECTION.json", help="where to write the section's results")
     parser.add_argument("--runs", type=int, default=None, metavar="N", help="timed repetitions per figure")
     parser.add_argument("--warmup", type=int, default=None, metavar="N", help="untimed repetitions first")
@@ -52,6 +62,13 @@ def positive(value: int | None, default: int, quick_default: int, quick: bool, n
     if value < minimum:
         raise NslError(f"--{name} {value}: expected a whole number >= {minimum}")
     return value
+
+
+def sample(items: list, count: int) -> list:
+    """``count`` items spread evenly over ``items`` (all of them when there are fewer)."""
+    if len(items) <= count:
+        return list(items)
+    return [items[int(i * len(items) / count)] for i in range(count)]
 
 
 def cpu_model() -> str:
@@ -86,21 +103,6 @@ def machine_info(packages: Sequence[str] = ()) -> dict:
     return info
 
 
-def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 90)) -> list[float]:
-    import numpy as np  # here, not at the top: nsl.bench (imported by every nsl command) imports this module
-
-    if len(values) == 0:
-        return [float("nan")] * len(qs)
-    return [float(v) for v in np.percentile(np.asarray(values, dtype=np.float64), qs)]
-
-
-def median(values: Sequence[float]) -> float | None:
-    import numpy as np
-
-    values = [v for v in values if v is not None]
-    return float(np.median(values)) if values else None
-
-
 def table(caption: str, columns: Sequence[str], rows: Sequence[Sequence]) -> dict:
     for row in rows:
         if len(row) != len(columns):
@@ -118,14 +120,18 @@ def write_section(path: str, data: dict) -> None:
     write_json(path, data)
 
 
-def run_section(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Call a section's ``main``; a user mistake is one stderr line and exit 2 (a traceback with -v)."""
+def run_section(name: str, parse_args: Callable[[list[str]], argparse.Namespace],
+                compute: Callable[[argparse.Namespace], dict], argv: list[str] | None = None) -> int:
+    """Section ``name``: ``compute(parse_args(argv))`` written to ``--out``, exit 0; a user mistake is one stderr line
+    and exit 2 (a traceback with -v)."""
     argv = sys.argv[1:] if argv is None else argv
     verbose = "-v" in argv or "--verbose" in argv
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s")
-    name = next((a for a in argv if not a.startswith("-")), "section")
     try:
-        return int(main(argv) or 0)
+        args = parse_args(argv)
+        write_section(args.out, compute(args))
+        log.info("wrote %s", args.out)
+        return 0
     except NslError as err:
         if verbose:
             log.exception("error")
