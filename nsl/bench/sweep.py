@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -69,36 +68,35 @@ def parse_sizes(text: str | None, quick: bool) -> list[int]:
 # --- every call into nsl.config, nsl.train and nsl.export (besides nsl.bench.training's) --------------------------
 
 def sized_options(base, size: int):
-    """The configuration ``base`` at input size ``size``."""
-    return {**base, "imgsz": size}
+    """The options ``base`` at input size ``size``."""
+    from nsl.config import updated
+
+    return updated(base, {"imgsz": size})
 
 
-def cache_key(config) -> str:
-    """Changes with what makes a run: data, weights, labels, recipe (not the size: that is in the folder name)."""
-    keys = ("data", "weights", "labels", "backbone", "alpha", "batch", "phases", "epochs", "steps_per_epoch",
-            "seed", "augment", "color_mode", "split_ratios", "patience")
-    text = json.dumps({key: config.get(key) for key in keys}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+def cache_key(options) -> str:
+    """Changes with what makes a run: every option but the size (that is in the folder name) and the output."""
+    from nsl.config import to_dict
+
+    plain = {key: value for key, value in to_dict(options).items() if key not in ("imgsz", "project", "name")}
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def trained_run(config, run_dir: Path) -> Path:
-    """A finished run in ``run_dir``: reused, resumed when interrupted, else trained."""
-    from nsl.train.run import resume_run, train_run
+def trained_run(options, run_dir: Path) -> Path:
+    """A finished run in ``run_dir``: reused, resumed when interrupted, else trained (nsl.train.run.ensure_run)."""
+    from nsl.rundir import RunDir
+    from nsl.train.run import ensure_run
 
-    if (run_dir / "metrics.json").is_file():
-        log.info("sweep: reusing %s", run_dir)
-        return run_dir
-    if (run_dir / "checkpoints" / "state.json").is_file() and (run_dir / "checkpoints" / "last.keras").is_file():
-        log.info("sweep: resuming %s", run_dir)
-        return resume_run(run_dir)
-    shutil.rmtree(run_dir, ignore_errors=True)
-    log.info("sweep: training %s", run_dir)
-    return train_run(config, run_dir)
+    run = RunDir(run_dir)
+    log.info("sweep: %s %s", "reusing" if run.is_finished else "resuming" if run.can_resume else "training", run_dir)
+    return ensure_run(options, run_dir)
 
 
 def run_history(run_dir: Path) -> list[dict]:
     """The finished run's per-epoch history (each entry with its ``seconds``)."""
-    return read_json(run_dir / "history.json")
+    from nsl.rundir import RunDir
+
+    return RunDir(run_dir).history()
 
 
 def exported_bundle(run_dir: Path, train_images: int) -> tuple[Path, dict]:
@@ -106,7 +104,9 @@ def exported_bundle(run_dir: Path, train_images: int) -> tuple[Path, dict]:
     from nsl.export.calibration import DEFAULT_CALIB
     from nsl.export.exporter import ExportOptions, run_export
 
-    bundle = run_dir / "bundle"
+    from nsl.rundir import RunDir
+
+    bundle = RunDir(run_dir).default_bundle
     if not (bundle / "metadata.json").is_file():
         log.info("sweep: exporting %s", run_dir)
         run_export(ExportOptions(path=str(run_dir), out=str(bundle), force=True, formats=("tflite",), int8=True,

@@ -91,22 +91,23 @@ def base_options(args, data: Path, weights: str, imgsz: int, **extra):
     return resolve(overrides={**updates, **extra})
 
 
-def settings(config) -> dict:
-    """What the benchmarks report of a configuration, as plain values (all they read of it)."""
-    from nsl.train.phases import freeze_bn_setting, phases_from_config
+def settings(options) -> dict:
+    """What the benchmarks report of the options, as plain values (all they read of them)."""
+    from nsl.config import get
 
-    plain = {key: config.get(key) for key in ("imgsz", "batch", "alpha", "backbone", "weights", "data", "strategy",
-                                               "steps_per_epoch")}
-    return {**plain, "phase_epochs": [phase.epochs for phase in phases_from_config(config)],
-            "freeze_bn": bool(freeze_bn_setting(config))}
+    plain = {key: get(options, key) for key in ("imgsz", "batch", "alpha", "backbone", "weights", "data", "strategy",
+                                                "steps_per_epoch")}
+    return {**plain, "phase_epochs": [phase.epochs for phase in options.hparams.phase_plan()],
+            "freeze_bn": options.model.frozen_bn}
 
 
-def load_split(config) -> tuple[list, dict]:
+def load_split(options) -> tuple[list, dict]:
     """TensorFlow set up for the run, then (labels, split) of its data (checks the data before anything runs)."""
-    from nsl.train.run import load_data, set_up_tensorflow
+    from nsl.train.run import load_data
+    from nsl.train.trainer import set_up_tensorflow
 
-    set_up_tensorflow(config)
-    return load_data(config)
+    set_up_tensorflow(options.hparams)
+    return load_data(options)
 
 
 def model_and_dataset(config, train: list, classes: int):
@@ -114,7 +115,7 @@ def model_and_dataset(config, train: list, classes: int):
     from nsl.train.model import build_classifier
     from nsl.train.pipeline import make_dataset
 
-    return build_classifier(config, classes), make_dataset(train, config, training=True, repeat=True)
+    return build_classifier(config.model, classes), make_dataset(train, config, training=True, repeat=True)
 
 
 def time_pipeline(samples, config, repeats: int, warmup: int) -> dict:
@@ -141,14 +142,15 @@ def time_pipeline(samples, config, repeats: int, warmup: int) -> dict:
 
 def time_training(model, dataset, config, trainable: str, steps: int, warmup: int) -> dict:
     """Images/s of training steps with ``trainable`` ('none': backbone frozen, 'all': unfrozen)."""
-    from nsl.train.phases import Phase, apply_phase, freeze_bn_setting
+    from nsl.options import Phase
+    from nsl.train.phases import apply_phase
     from nsl.train.trainer import compile_for_phase
 
-    params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), freeze_bn_setting(config))
+    params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), config.model.frozen_bn)
     compile_for_phase(model, 1e-4)
     timer = _StepTimer()
     model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
-    batch = int(config["batch"])
+    batch = config.hparams.batch
     rates = [batch / s for s in timer.step_seconds()[warmup:]]
     return {"images_per_s": rates, "trainable_params": int(params)}
 
