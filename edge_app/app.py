@@ -22,13 +22,13 @@ import numpy as np
 
 from nsl.edge.bundle import load_bundle
 from nsl.edge.hand_model import resolve as resolve_hand_model
-from nsl.edge.hands import Hand, make_hands, parse_roi
+from nsl.edge.hands import Box, Hand, make_hands, parse_roi
 from nsl.edge.outputs import JsonLines, VideoRecorder, Window, save_snapshot
-from nsl.preprocess import crop, prepare
 from nsl.edge.render import Renderer
 from nsl.edge.smoothing import NO_HAND, UNKNOWN, HandSmoothers
 from nsl.edge.sources import Frame, FrameSource, parse_source
 from nsl.edge.timing import StageTimer
+from nsl.preprocess import crop_box, crop_hand
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class HandResult:
     """One hand of one frame, classified: this frame's top-1 and the smoothed label shown."""
 
     hand: Hand
+    box: Box                # the crop the classifier saw (nsl.preprocess.crop_box): reported and drawn
     index: int              # top-1 of this frame's crop
     probability: float      # its probability
     smoothed: int | None    # smoothed label, None below the threshold
@@ -77,6 +78,7 @@ class Step:
 
     frame: Frame
     hands: list[Hand]
+    boxes: list[Box]        # where each hand's crop was cut
     job: Future | None
 
 
@@ -92,8 +94,7 @@ class App:
         self.smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
         self.renderer = Renderer(options.show_landmarks)
         self.source = source or FrameSource(parse_source(options.source))
-        self.hands = make_hands(hand_model, self.bundle.crop, roi, options.hands, mode="video")
-        self.tracker_name = f"fixed region {options.roi}" if roi else f"MediaPipe VIDEO mode ({hand_model.name})"
+        self.hands = make_hands(hand_model, roi, options.hands, mode="video")
         self.timer = StageTimer()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
         self.stop = threading.Event()  # set by SIGTERM / the first Ctrl-C: the loop ends at a frame boundary
@@ -103,7 +104,7 @@ class App:
         self.labels_seen: Counter = Counter()
         self.last_image: np.ndarray | None = None
         log.info("model %s (%s, %d threads), hands: %s, source: %s", self.classifier.path.name, options.backend,
-                 threads, self.tracker_name, options.source)
+                 threads, self.hands.name, options.source)
 
     def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, float]:
         began = time.perf_counter()
@@ -114,20 +115,22 @@ class App:
         with self.timer.stage("hands"):
             hands = self.hands.detect(frame.image, frame.timestamp_ms)
         with self.timer.stage("crop"):
-            crops = [prepare(crop(frame.image, hand.crop_box), self.bundle.crop) for hand in hands]
+            spec = self.bundle.crop
+            boxes = [crop_box(hand.box, spec, hand.grow) for hand in hands]
+            crops = [crop_hand(frame.image, hand.box, spec, hand.grow) for hand in hands]
         with self.timer.stage("classify"):
             job = self.worker.submit(self._classify, crops) if crops else None
-        return Step(frame, hands, job)
+        return Step(frame, hands, boxes, job)
 
     def _label_text(self, index: int | None) -> str:
         return UNKNOWN if index is None else self.bundle.labels[index].display(self.renderer.devanagari)
 
     def _smooth(self, step: Step, probs: np.ndarray) -> list[HandResult]:
         results = []
-        for hand, row in zip(step.hands, probs):
+        for hand, box, row in zip(step.hands, step.boxes, probs):
             top = int(np.argmax(row))
             smoothed = self.smoothers.update(hand.track_id, row, step.frame.index)
-            results.append(HandResult(hand, top, float(row[top]), smoothed.index, smoothed.confidence,
+            results.append(HandResult(hand, box, top, float(row[top]), smoothed.index, smoothed.confidence,
                                       self._label_text(smoothed.index)))
         self.smoothers.prune(step.frame.index)
         return results
@@ -168,7 +171,7 @@ class App:
         return {
             "time": round(time.time(), 3), "frame": step.frame.index, "timestamp_ms": step.frame.timestamp_ms,
             "label": results[0].text if results else NO_HAND,
-            "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.hand.crop_box],
+            "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.box],
                        "handedness": r.hand.handedness, "score": round(r.hand.score, 3),
                        "label": r.index, "text": labels[r.index].name, "roman": labels[r.index].roman,
                        "probability": round(r.probability, 4), "smoothed": r.smoothed,
@@ -233,7 +236,7 @@ class App:
         summary.update({
             "labels_seen": dict(self.labels_seen.most_common()), "dropped_frames": self.source.dropped,
             "reconnects": self.source.reconnects, "backend": self.options.backend,
-            "model_file": self.classifier.path.name, "hand_tracker": self.tracker_name,
+            "model_file": self.classifier.path.name, "hand_tracker": self.hands.name,
             "devanagari_font": self.renderer.devanagari})
         return summary
 
