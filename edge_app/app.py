@@ -1,4 +1,4 @@
-"""The live loop: frame -> hands -> crops -> classifier -> smoothing -> draw -> outputs.
+"""The live loop over its parts: capture -> tracker.detect -> crop_hand -> classify -> smooth -> render -> sinks.
 
 The classifier runs on a worker thread as a two-stage pipeline: while it classifies the crops of frame N, the
 main thread captures and tracks frame N+1; frame N is then smoothed, drawn and written. Every frame is
@@ -17,18 +17,19 @@ from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-from nsl.edge.bundle import load_bundle
+from nsl.edge.bundle import Bundle, load_bundle
 from nsl.edge.hand_model import resolve as resolve_hand_model
-from nsl.edge.hands import Hand, make_hands, parse_roi
-from nsl.edge.outputs import JsonLines, VideoRecorder, Window, save_snapshot
-from nsl.preprocess import crop, prepare
+from nsl.edge.hands import Box, Hand, Tracker, make_hands, parse_roi
+from nsl.edge.outputs import Sink, Window, make_sinks, save_snapshot
 from nsl.edge.render import Renderer
 from nsl.edge.smoothing import NO_HAND, UNKNOWN, HandSmoothers
 from nsl.edge.sources import Frame, FrameSource, parse_source
 from nsl.edge.timing import StageTimer
+from nsl.preprocess import crop_box, crop_hand
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class HandResult:
     """One hand of one frame, classified: this frame's top-1 and the smoothed label shown."""
 
     hand: Hand
+    box: Box                # the crop the classifier saw (nsl.preprocess.crop_box): reported and drawn
     index: int              # top-1 of this frame's crop
     probability: float      # its probability
     smoothed: int | None    # smoothed label, None below the threshold
@@ -77,33 +79,48 @@ class Step:
 
     frame: Frame
     hands: list[Hand]
+    boxes: list[Box]        # where each hand's crop was cut
     job: Future | None
 
 
 class App:
-    def __init__(self, options: AppOptions, source: FrameSource | None = None):
-        self.options = options
+    """The loop over its parts, in the order a frame meets them: ``source`` -> ``tracker.detect`` ->
+    ``crop_hand`` -> ``classifier`` (on the worker thread) -> ``smoothers`` -> ``renderer`` -> ``sinks``.
+
+    ``classifier``: ``predict(uint8 crops) -> probabilities``, ``.path``, ``.backend`` (nsl.edge.classifier);
+    ``bundle``: the labels and the crop the classifier expects. ``from_options`` builds all for ``nsl app``."""
+
+    def __init__(self, source: FrameSource, tracker: Tracker, classifier, renderer: Renderer,
+                 sinks: Sequence[Sink], bundle: Bundle, smoothers: HandSmoothers, max_frames: int | None = None):
+        self.source, self.tracker, self.classifier, self.renderer = source, tracker, classifier, renderer
+        self.sinks = list(sinks)
+        self.frame_sinks = [sink for sink in self.sinks if sink.takes_frames]
+        self.record_sinks = [sink for sink in self.sinks if sink.takes_records]
+        self.window = next((sink for sink in self.sinks if isinstance(sink, Window)), None)  # status, pause
+        self.bundle, self.smoothers, self.max_frames = bundle, smoothers, max_frames
+        self.timer = StageTimer()
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
+        self.stop = threading.Event()  # set by SIGTERM / the first Ctrl-C: the loop ends at a frame boundary
+        self.labels_seen: Counter = Counter()
+        self.last_image: np.ndarray | None = None
+
+    @classmethod
+    def from_options(cls, options: AppOptions, source: FrameSource | None = None) -> "App":
+        """The parts ``options`` ask for (``source``: an already-built FrameSource, e.g. a test's fake camera)."""
         roi = parse_roi(options.roi) if options.roi else None
         hand_model = None if roi else resolve_hand_model(options.hand_model)  # cheap checks first
         # the classifier runs beside the hand tracker: by default it gets half the cores, the tracker the rest
         # (all cores for both slowed tracking by half on 2 cores with onnxruntime's spinning threads)
         threads = options.threads or max(1, (os.cpu_count() or 2) // 2)
-        self.bundle, self.classifier = load_bundle(options.model, options.backend, options.precision, threads)
-        self.smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
-        self.renderer = Renderer(options.show_landmarks)
-        self.source = source or FrameSource(parse_source(options.source))
-        self.hands = make_hands(hand_model, self.bundle.crop, roi, options.hands, mode="video")
-        self.tracker_name = f"fixed region {options.roi}" if roi else f"MediaPipe VIDEO mode ({hand_model.name})"
-        self.timer = StageTimer()
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
-        self.stop = threading.Event()  # set by SIGTERM / the first Ctrl-C: the loop ends at a frame boundary
-        self.json = JsonLines(options.json) if options.json else None
-        self.recorder = VideoRecorder(options.output, getattr(self.source.reader, "fps", 30.0)) if options.output else None
-        self.window = None if options.headless else Window()
-        self.labels_seen: Counter = Counter()
-        self.last_image: np.ndarray | None = None
-        log.info("model %s (%s, %d threads), hands: %s, source: %s", self.classifier.path.name, options.backend,
-                 threads, self.tracker_name, options.source)
+        bundle, classifier = load_bundle(options.model, options.backend, options.precision, threads)
+        smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
+        renderer = Renderer(options.show_landmarks)
+        source = source or FrameSource(parse_source(options.source))
+        tracker = make_hands(hand_model, roi, options.hands, mode="video")
+        sinks = make_sinks(options.json, options.output, getattr(source.reader, "fps", 30.0), not options.headless)
+        log.info("model %s (%s, %d threads), hands: %s, source: %s", classifier.path.name, classifier.backend,
+                 threads, tracker.name, options.source)
+        return cls(source, tracker, classifier, renderer, sinks, bundle, smoothers, options.max_frames)
 
     def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, float]:
         began = time.perf_counter()
@@ -111,36 +128,39 @@ class App:
         return probs, (time.perf_counter() - began) * 1000
 
     def _track(self, frame: Frame) -> Step:
+        """Find the hands, cut their crops and hand them to the classifier's worker."""
         with self.timer.stage("hands"):
-            hands = self.hands.detect(frame.image, frame.timestamp_ms)
+            hands = self.tracker.detect(frame.image, frame.timestamp_ms)
         with self.timer.stage("crop"):
-            crops = [prepare(crop(frame.image, hand.crop_box), self.bundle.crop) for hand in hands]
+            spec = self.bundle.crop
+            boxes = [crop_box(hand.box, spec, hand.grow) for hand in hands]
+            crops = [crop_hand(frame.image, hand.box, spec, hand.grow) for hand in hands]
         with self.timer.stage("classify"):
             job = self.worker.submit(self._classify, crops) if crops else None
-        return Step(frame, hands, job)
+        return Step(frame, hands, boxes, job)
 
     def _label_text(self, index: int | None) -> str:
         return UNKNOWN if index is None else self.bundle.labels[index].display(self.renderer.devanagari)
 
     def _smooth(self, step: Step, probs: np.ndarray) -> list[HandResult]:
         results = []
-        for hand, row in zip(step.hands, probs):
+        for hand, box, row in zip(step.hands, step.boxes, probs):
             top = int(np.argmax(row))
             smoothed = self.smoothers.update(hand.track_id, row, step.frame.index)
-            results.append(HandResult(hand, top, float(row[top]), smoothed.index, smoothed.confidence,
+            results.append(HandResult(hand, box, top, float(row[top]), smoothed.index, smoothed.confidence,
                                       self._label_text(smoothed.index)))
         self.smoothers.prune(step.frame.index)
         return results
 
-    def _draw(self, step: Step, results: list[HandResult]) -> str | None:
-        if not self.window and not self.recorder:  # headless without a recording: nobody sees a drawing
+    def _render(self, step: Step, results: list[HandResult]) -> str | None:
+        """Draw the frame for the sinks that take frames; the answer is the first key action one gave."""
+        if not self.frame_sinks:  # headless without a recording: nobody sees a drawing
             return None
         stage_ms = {name: values[-1] for name, values in self.timer.recent.items() if values}
         image = self.renderer.draw(step.frame.image, results, self.timer.live_fps(), stage_ms, self.source.status)
         self.last_image = image
-        if self.recorder:
-            self.recorder.write(image)
-        action = self.window.show(image) if self.window else None
+        actions = [sink.frame(image) for sink in self.frame_sinks]
+        action = next((action for action in actions if action), None)
         if action == "snapshot":
             save_snapshot(image)
         return action
@@ -153,14 +173,13 @@ class App:
             self.timer.note("classifier_model", model_ms)
         results = self._smooth(step, probs)
         with self.timer.stage("draw"):
-            action = self._draw(step, results)
+            action = self._render(step, results)
         stage_ms = self.timer.end_frame()
-        for result in results:
-            self.labels_seen[result.text] += 1
-        if not results:
-            self.labels_seen[NO_HAND] += 1
-        if self.json:
-            self.json.write(self._record(step, results, stage_ms))
+        self.labels_seen.update([result.text for result in results] or [NO_HAND])
+        if self.record_sinks:
+            record = self._record(step, results, stage_ms)
+            for sink in self.record_sinks:
+                sink.record(record)
         return action
 
     def _record(self, step: Step, results: list[HandResult], stage_ms: dict) -> dict:
@@ -168,7 +187,7 @@ class App:
         return {
             "time": round(time.time(), 3), "frame": step.frame.index, "timestamp_ms": step.frame.timestamp_ms,
             "label": results[0].text if results else NO_HAND,
-            "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.hand.crop_box],
+            "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.box],
                        "handedness": r.hand.handedness, "score": round(r.hand.score, 3),
                        "label": r.index, "text": labels[r.index].name, "roman": labels[r.index].roman,
                        "probability": round(r.probability, 4), "smoothed": r.smoothed,
@@ -191,7 +210,8 @@ class App:
         return action
 
     def _loop(self) -> None:
-        limit = self.options.max_frames
+        """capture -> track and crop (frame N+1) while classifying frame N -> complete frame N."""
+        limit = self.max_frames
         pending, tracked, action = None, 0, None
         while action != "quit" and not self.stop.is_set() and (limit is None or tracked < limit):
             with self.timer.stage("capture"):
@@ -218,33 +238,34 @@ class App:
                 self._loop()
             except KeyboardInterrupt:  # a second Ctrl-C: at once, even mid-frame
                 log.info("interrupted: stopping now")
-            finally:
-                self.close()
-        if self.stop.is_set():
-            log.info("stop requested: stopped after the frame in progress")
-        summary = self.summary()
-        if self.json:
-            self.json.write({"summary": summary})
-            self.json.close()
-        return summary
+            except BaseException:
+                self.close(ended=False)
+                raise
+            return self.close()
 
     def summary(self) -> dict:
         summary = self.timer.summary()
         summary.update({
             "labels_seen": dict(self.labels_seen.most_common()), "dropped_frames": self.source.dropped,
-            "reconnects": self.source.reconnects, "backend": self.options.backend,
-            "model_file": self.classifier.path.name, "hand_tracker": self.tracker_name,
+            "reconnects": self.source.reconnects, "backend": self.classifier.backend,
+            "model_file": self.classifier.path.name, "hand_tracker": self.tracker.name,
             "devanagari_font": self.renderer.devanagari})
         return summary
 
-    def close(self) -> None:
+    def close(self, ended: bool = True) -> dict | None:
+        """Stop the inputs, then close the sinks with the summary (none when the run did not end normally: an
+        error); returns it."""
         self.source.stop()
         self.worker.shutdown(wait=True)
-        self.hands.close()
-        if self.recorder:
-            self.recorder.close()
-        if self.window:
-            self.window.close()
+        self.tracker.close()
+        summary = None
+        if ended:
+            if self.stop.is_set():
+                log.info("stop requested: stopped after the frame in progress")
+            summary = self.summary()
+        for sink in self.sinks:
+            sink.close(summary)
+        return summary
 
 
 @contextmanager
@@ -270,4 +291,4 @@ def _stop_on_signals(stop: threading.Event):
 
 def run_app(options: AppOptions, source: FrameSource | None = None) -> dict:
     """Run the loop with ``options`` (``source``: an already-built FrameSource, e.g. a test's fake camera)."""
-    return App(options, source).run()
+    return App.from_options(options, source).run()

@@ -58,6 +58,8 @@ def _as_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class TfliteClassifier:
     """A .tflite file run by ai-edge-litert's Interpreter."""
 
+    backend = "tflite"
+
     def __init__(self, path: str | Path, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
@@ -102,6 +104,8 @@ class TfliteClassifier:
 
 class OnnxClassifier:
     """A .onnx file run by onnxruntime on the CPU (float 0..255 input; int8 files quantise inside, QDQ)."""
+
+    backend = "onnx"
 
     def __init__(self, path: str | Path, threads: int | None = None):
         import onnxruntime as ort

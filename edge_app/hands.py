@@ -1,20 +1,25 @@
-"""Hand finders behind one small interface: ``detect(frame_rgb, timestamp_ms) -> list[Hand]``.
+"""Hand trackers behind one interface (``Tracker``): ``detect(frame_rgb, timestamp_ms) -> list[Hand]``,
+``close()`` and a ``name`` (the summary's "hand_tracker"); ``make_hands`` builds the one the options ask for.
 
 ``MediaPipeHands`` runs the Tasks HandLandmarker: VIDEO mode for streams (landmark tracking, so the palm
 detector runs only when a hand is lost) and IMAGE mode for stills, where the picture is padded with a border
 first (a hand that fills the picture defeats the palm detector). ``RoiHands`` reports one fixed region, as
-the dataset's capture tool cropped it. Every hand carries the box to classify (``crop_box``).
+the dataset's capture tool cropped it, and ``WholeImage`` the whole picture (a ready crop).
+
+A hand carries its box only; ``nsl.preprocess.crop_hand(frame, hand.box, spec, hand.grow)`` cuts the
+classifier input from it and ``crop_box`` (same arguments, no frame) is the box that input was cut at.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
-from nsl.preprocess import CropSpec, expand_box
 from nsl.errors import NslError
 
 log = logging.getLogger(__name__)
@@ -26,12 +31,25 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
 class Hand:
     """One hand in one frame."""
 
-    box: Box                         # spanned by the landmarks (or the fixed region)
-    crop_box: Box                    # box grown by the crop margin and made square: what the classifier sees
+    box: Box                         # spanned by the landmarks (or the fixed region, the whole image)
     score: float                     # handedness confidence of MediaPipe (1.0 for a fixed region)
     handedness: str = ""             # "Left" / "Right" as MediaPipe sees the subject, "" when unknown
     landmarks: np.ndarray | None = None  # (21, 2) pixel coordinates
     track_id: int = 0                # stable across frames while the hand stays in view
+    grow: bool = True                # False: ``box`` is already the crop (fixed region, whole image), cut as it is
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """What the app and ``nsl predict`` need of a hand tracker."""
+
+    name: str                        # what the summary reports as "hand_tracker"
+
+    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+        """The hands of one RGB frame (``timestamp_ms``: the frame's time, for trackers that follow hands)."""
+
+    def close(self) -> None:
+        """Release the tracker's resources."""
 
 
 def landmark_box(points: np.ndarray) -> Box:
@@ -52,13 +70,28 @@ def parse_roi(text: str) -> Box:
 
 
 class RoiHands:
-    """A fixed region reported as the one hand of every frame (no detector)."""
+    """A fixed region reported as the one hand of every frame (no detector); it is the crop, not grown."""
 
     def __init__(self, roi: Box):
         self.roi = tuple(map(float, roi))
+        x0, y0, x1, y1 = self.roi
+        self.name = f"fixed region {x0:g},{y0:g},{x1 - x0:g},{y1 - y0:g}"  # as --roi x,y,w,h
 
     def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
-        return [Hand(box=self.roi, crop_box=self.roi, score=1.0, handedness="roi")]
+        return [Hand(box=self.roi, score=1.0, handedness="roi", grow=False)]
+
+    def close(self) -> None:
+        pass
+
+
+class WholeImage:
+    """The whole picture reported as the one hand (``nsl predict --no-detect``: the image is a ready crop)."""
+
+    name = "whole image"
+
+    def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+        height, width = frame_rgb.shape[:2]
+        return [Hand(box=(0.0, 0.0, float(width), float(height)), score=1.0, grow=False)]
 
     def close(self) -> None:
         pass
@@ -107,14 +140,15 @@ class BoxTracks:
 class MediaPipeHands:
     """MediaPipe Tasks HandLandmarker; ``mode`` is "video" (tracking across frames) or "image" (stills)."""
 
-    def __init__(self, model_path, spec: CropSpec, max_hands: int = 1, mode: str = "video",
-                 still_padding: float = 0.25, box_alpha: float = 0.6, min_confidence: float = 0.5):
+    def __init__(self, model_path, max_hands: int = 1, mode: str = "video", still_padding: float = 0.25,
+                 box_alpha: float = 0.6, min_confidence: float = 0.5):
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions, RunningMode
 
         if mode not in ("video", "image"):
             raise NslError(f"hand tracker mode {mode!r}: expected video or image")
-        self.spec, self.mode, self.still_padding = spec, mode, still_padding
+        self.mode, self.still_padding = mode, still_padding
+        self.name = f"MediaPipe {mode.upper()} mode ({Path(model_path).name})"
         self.tracks = BoxTracks(alpha=box_alpha if mode == "video" else 1.0)
         self.last_timestamp, self.had_hands = -1, False
         options = HandLandmarkerOptions(
@@ -158,8 +192,7 @@ class MediaPipeHands:
             best = max(categories, key=lambda c: c.score) if categories else None
             found.append((pixels, best.category_name if best else "", float(best.score) if best else 0.0))
         tracked = self.tracks.update([landmark_box(pixels) for pixels, _, _ in found])
-        return [Hand(box=box, crop_box=expand_box(box, self.spec.margin, self.spec.square), score=score,
-                     handedness=side, landmarks=pixels, track_id=track_id)
+        return [Hand(box=box, score=score, handedness=side, landmarks=pixels, track_id=track_id)
                 for (pixels, side, score), (track_id, box) in zip(found, tracked)]
 
     def close(self) -> None:
@@ -172,11 +205,15 @@ class MediaPipeHands:
         self.close()
 
 
-def make_hands(model_path, spec: CropSpec, roi: Box | None = None, max_hands: int = 1, mode: str = "video"):
-    """The hand finder for the options: a fixed region when ``roi`` is given, MediaPipe otherwise."""
+def make_hands(model_path=None, roi: Box | None = None, max_hands: int = 1, mode: str = "video",
+               whole_image: bool = False) -> Tracker:
+    """The tracker for the options: the whole image (``whole_image``), else a fixed region when ``roi`` is
+    given, else MediaPipe with ``model_path`` (a resolved hand_landmarker.task)."""
     if max_hands not in (1, 2):
         raise NslError(f"--hands {max_hands}: expected 1 or 2")
+    if whole_image:
+        return WholeImage()
     if roi is not None:
         return RoiHands(roi)
-    return MediaPipeHands(model_path, spec, max_hands=max_hands, mode=mode)
+    return MediaPipeHands(model_path, max_hands=max_hands, mode=mode)
 

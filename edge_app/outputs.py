@@ -1,4 +1,9 @@
-"""Where the loop's results go: JSON lines, an annotated video file, a window with keys."""
+"""Where the loop's results go (its sinks): JSON lines, an annotated video file, a window with keys.
+
+Each is a ``Sink``: ``frame(image_bgr)`` gets the drawn frame (sinks with ``takes_frames``; the loop draws nothing
+when none has it) and may answer a key action, ``record(dict)`` a frame's JSON record (sinks with
+``takes_records``), and ``close(summary)`` ends the run (``summary`` None after an error). ``make_sinks`` builds
+them for ``nsl app``."""
 
 from __future__ import annotations
 
@@ -19,9 +24,28 @@ from nsl.errors import NslError
 log = logging.getLogger(__name__)
 
 
-class JsonLines:
+class Sink:
+    """One output of the loop; every hook does nothing unless the output overrides it."""
+
+    takes_frames = False             # True: the loop draws each frame for this sink
+    takes_records = False            # True: the loop makes each frame's JSON record for this sink
+
+    def frame(self, image_bgr: np.ndarray) -> str | None:
+        """A drawn frame; the answer is a key action (quit, pause, snapshot) or None."""
+        return None
+
+    def record(self, record: dict) -> None:
+        """A frame's JSON record (docs/ARCHITECTURE.md, "Edge app")."""
+
+    def close(self, summary: dict | None = None) -> None:
+        """The run is over: ``summary`` when it ended normally, None after an error."""
+
+
+class JsonLines(Sink):
     """One JSON object per line to a file or ``-`` (stdout), flushed per line so a reader can follow it and
-    a crash leaves only whole lines."""
+    a crash leaves only whole lines. As a sink: a line per frame record, then ``{"summary": ...}``."""
+
+    takes_records = True
 
     def __init__(self, target: str | Path):
         self.to_stdout = str(target) == "-"
@@ -36,7 +60,12 @@ class JsonLines:
         self.stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
         self.stream.flush()
 
-    def close(self) -> None:
+    def record(self, record: dict) -> None:
+        self.write(record)
+
+    def close(self, summary: dict | None = None) -> None:
+        if summary is not None:
+            self.write({"summary": summary})
         if not self.to_stdout:
             self.stream.close()
 
@@ -50,7 +79,7 @@ def read_json_lines(path: str | Path) -> tuple[list[dict], dict]:
     return frames, summary
 
 
-class VideoRecorder:
+class VideoRecorder(Sink):
     """Annotated frames to a video file. It is written under a temporary name and renamed when closed, so a
     finished file is always whole (an interrupted one stays as ``.NAME.partial.EXT``).
 
@@ -59,6 +88,7 @@ class VideoRecorder:
     hand-over waits rather than dropping a recorded frame."""
 
     QUEUE = 4
+    takes_frames = True
 
     def __init__(self, path: str | Path, fps: float):
         self.path = Path(path).expanduser()
@@ -78,6 +108,9 @@ class VideoRecorder:
             raise NslError(f"--output {self.path}: writing failed ({self.error})")
         self.frames.put(image_bgr)
 
+    def frame(self, image_bgr: np.ndarray) -> None:
+        self.write(image_bgr)
+
     def _open(self, first: np.ndarray) -> None:
         self.size = (first.shape[1], first.shape[0])
         fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"))
@@ -96,7 +129,7 @@ class VideoRecorder:
             except Exception as err:  # kept for the loop's next write or close: a thread cannot raise to it
                 self.error = err
 
-    def close(self) -> None:
+    def close(self, summary: dict | None = None) -> None:
         if self.writer is None:
             return
         self.frames.put(None)
@@ -108,9 +141,10 @@ class VideoRecorder:
         log.info("wrote %s", self.path)
 
 
-class Window:
+class Window(Sink):
     """An OpenCV window; ``show`` returns the action of the key pressed: quit, pause, snapshot or None."""
 
+    takes_frames = True
     KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("s"): "snapshot"}
 
     def __init__(self, title: str = "nsl"):
@@ -123,6 +157,9 @@ class Window:
         cv2.imshow(self.title, image_bgr)
         return self.KEYS.get(cv2.waitKey(wait_ms) & 0xFF)
 
+    def frame(self, image_bgr: np.ndarray) -> str | None:
+        return self.show(image_bgr)
+
     def wait_while_paused(self, image_bgr: np.ndarray) -> str | None:
         """Show the paused frame until space (resume), q (quit) or s (snapshot, stays paused)."""
         while True:
@@ -132,8 +169,18 @@ class Window:
             if action == "snapshot":
                 save_snapshot(image_bgr)
 
-    def close(self) -> None:
+    def close(self, summary: dict | None = None) -> None:
         cv2.destroyWindow(self.title)
+
+
+def make_sinks(json: str | None = None, output: str | None = None, fps: float = 30.0,
+               window: bool = True) -> list[Sink]:
+    """The sinks of ``nsl app --json FILE|- --output VIDEO`` (and a window unless headless). Frames go to the
+    recorder before the window; the JSON lines come last, so they carry the summary once the others closed."""
+    lines = JsonLines(json) if json else None
+    recorder = VideoRecorder(output, fps) if output else None
+    screen = Window() if window else None
+    return [sink for sink in (recorder, screen, lines) if sink is not None]
 
 
 def save_snapshot(image_bgr: np.ndarray, folder: str | Path = ".") -> Path:

@@ -1,7 +1,8 @@
 """``nsl predict``: the device's crop and classification on still images (files or folders).
 
-Hands are found by MediaPipe in IMAGE mode (the picture padded with a border first); ``roi`` classifies a fixed
-region instead and ``no_detect`` the whole image, as the dataset's own crops are meant to be classified."""
+Hands are found by a tracker (``nsl.edge.hands.make_hands``): MediaPipe in IMAGE mode (the picture padded with a
+border first), or a fixed region (``--roi``), or the whole image (``--no-detect``, as the dataset's own crops are
+meant to be classified). Each hand is cut by ``nsl.preprocess.crop_hand``, as in ``nsl app``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nsl.preprocess import crop, prepare, read_image
+from nsl.preprocess import crop_box, crop_hand, read_image
 from nsl.errors import NslError
 from nsl.fileio import is_image_file
 
@@ -36,14 +37,13 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
     return paths
 
 
-def _boxes(image: np.ndarray, hands, roi, no_detect: bool) -> list[tuple]:
-    """(crop box, handedness, score) of each region to classify in one image."""
-    if no_detect:
-        height, width = image.shape[:2]
-        return [((0.0, 0.0, float(width), float(height)), "", 1.0)]
-    if roi is not None:
-        return [(roi, "roi", 1.0)]
-    return [(hand.crop_box, hand.handedness, hand.score) for hand in hands.detect(image)]
+def _classify(image: np.ndarray, tracker, bundle, classifier) -> tuple[list[tuple], np.ndarray]:
+    """(crop box, handedness, score) of each hand in one image, and the classifier's probabilities."""
+    spec = bundle.crop
+    hands = tracker.detect(image)
+    crops = [crop_hand(image, hand.box, spec, hand.grow) for hand in hands]
+    probs = classifier.predict(np.stack(crops)) if crops else np.zeros((0, len(bundle.labels)))
+    return [(crop_box(hand.box, spec, hand.grow), hand.handedness, hand.score) for hand in hands], probs
 
 
 def _rows(path: Path, boxes: list[tuple], probs: np.ndarray, labels, top: int) -> list[dict]:
@@ -61,9 +61,8 @@ def _rows(path: Path, boxes: list[tuple], probs: np.ndarray, labels, top: int) -
     return rows
 
 
-def predict_images(bundle, classifier, paths: list[Path], hands=None, roi=None, no_detect: bool = False,
-                   top: int = 3) -> list[dict]:
-    """One row per hand found (or per image when none is found / an image cannot be read)."""
+def predict_images(bundle, classifier, paths: list[Path], tracker, top: int = 3) -> list[dict]:
+    """One row per hand ``tracker`` finds (or per image when none is found / an image cannot be read)."""
     rows = []
     for path in tqdm(paths, desc="predict", unit="image", disable=len(paths) < 20 or None):
         try:
@@ -72,9 +71,7 @@ def predict_images(bundle, classifier, paths: list[Path], hands=None, roi=None, 
             log.warning("skipping %s", err)
             rows.append({"path": str(path), "hand": None, "label": None, "text": "unreadable", "error": str(err)})
             continue
-        boxes = _boxes(image, hands, roi, no_detect)
-        crops = [prepare(crop(image, box), bundle.crop) for box, _, _ in boxes]
-        probs = classifier.predict(np.stack(crops)) if crops else np.zeros((0, len(bundle.labels)))
+        boxes, probs = _classify(image, tracker, bundle, classifier)
         rows += _rows(path, boxes, probs, bundle.labels, top)
     return rows
 

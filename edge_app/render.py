@@ -111,9 +111,10 @@ class Renderer:
         return mask.shape[1] + 2 * pad, mask.shape[0] + 2 * pad
 
     def draw_hand(self, image: np.ndarray, result) -> None:
-        """``result`` has .hand (nsl.edge.hands.Hand), .text (label to show), .confidence, .known."""
+        """``result`` has .hand (nsl.edge.hands.Hand), .box (the crop the classifier saw, drawn), .text (label to
+        show), .confidence, .known."""
         colour = GREEN if result.known else GREY
-        x0, y0, x1, y1 = (int(round(v)) for v in result.hand.crop_box)
+        x0, y0, x1, y1 = (int(round(v)) for v in result.box)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
         if self.show_landmarks and result.hand.landmarks is not None:
             points = np.round(result.hand.landmarks).astype(int)

@@ -136,6 +136,15 @@ def crop(frame: np.ndarray, box) -> np.ndarray:
     return inside
 
 
-def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec) -> np.ndarray:
-    """The device path: hand box -> grown, squared crop -> classifier input."""
-    return prepare(crop(frame_rgb, expand_box(box, spec.margin, spec.square)), spec)
+def crop_box(box, spec: CropSpec, grow: bool = True) -> tuple[float, float, float, float]:
+    """The box the classifier sees for a hand ``box``: grown by ``spec.margin`` and squared as ``spec`` says;
+    ``grow=False`` for a box that is already the crop (a fixed region, a whole image): the box as it is."""
+    if not grow:
+        x0, y0, x1, y1 = map(float, box)
+        return x0, y0, x1, y1
+    return expand_box(box, spec.margin, spec.square)
+
+
+def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec, grow: bool = True) -> np.ndarray:
+    """The device path, also training's: hand box -> its crop (``crop_box``) -> classifier input (``prepare``)."""
+    return prepare(crop(frame_rgb, crop_box(box, spec, grow)), spec)

@@ -71,21 +71,19 @@ def _run_predict(args) -> int:
     require("edge", "predict")
     from nsl.edge.bundle import load_bundle
     from nsl.edge.hand_model import resolve
-    from nsl.edge.hands import MediaPipeHands, parse_roi
+    from nsl.edge.hands import make_hands, parse_roi
     from nsl.edge.outputs import JsonLines
     from nsl.edge.predict import collect_images, format_table, predict_images
 
     paths = collect_images(args.images)
     bundle, classifier = load_bundle(args.model, args.backend, args.precision, args.threads)
     roi = parse_roi(args.roi) if args.roi else None
-    hands = None
-    if roi is None and not args.no_detect:
-        hands = MediaPipeHands(resolve(args.hand_model), bundle.crop, max_hands=args.hands, mode="image")
+    hand_model = None if roi is not None or args.no_detect else resolve(args.hand_model)
+    tracker = make_hands(hand_model, roi, args.hands, mode="image", whole_image=args.no_detect)
     try:
-        rows = predict_images(bundle, classifier, paths, hands, roi, args.no_detect, args.top)
+        rows = predict_images(bundle, classifier, paths, tracker, args.top)
     finally:
-        if hands:
-            hands.close()
+        tracker.close()
     if args.json:
         out = JsonLines(args.json)
         for row in rows:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from nsl.preprocess import CropSpec, apply_color_mode, crop, crop_hand, expand_box, prepare, read_image, to_rgb
+from nsl.preprocess import (CropSpec, apply_color_mode, crop, crop_box, crop_hand, expand_box, prepare, read_image,
+                            to_rgb)
 from nsl.errors import NslError
 
 
@@ -58,6 +59,17 @@ def test_crop_hand_gives_the_classifier_input():
     # the hand fills the middle, the square margin is black on the sides
     assert out[32, 32].tolist() == [255, 255, 255] and out[32, 0].tolist() == [0, 0, 0]
     assert prepare(frame, CropSpec(size=32)).shape == (32, 32, 3)
+
+
+def test_crop_box_is_where_crop_hand_cuts():
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    spec, box = CropSpec(size=32, margin=0.1), (50.4, 20.0, 90.0, 100.6)
+    assert crop_box(box, spec) == expand_box(box, spec.margin, spec.square)
+    assert np.array_equal(crop_hand(frame, box, spec), prepare(crop(frame, crop_box(box, spec)), spec))
+    # a box that is already the crop (a fixed region, the whole image) is cut as it is
+    assert crop_box(box, spec, grow=False) == box
+    assert np.array_equal(crop_hand(frame, box, spec, grow=False), prepare(crop(frame, box), spec))
 
 
 def test_read_image_errors_name_the_file(tmp_path):

@@ -8,12 +8,19 @@ import sys
 import time
 
 import cv2
+import numpy as np
 import pytest
 
 from nsl.edge.app import App, AppOptions, run_app
+from nsl.edge.bundle import load_bundle
 from nsl.edge.clips import letterbox, write_clip
-from nsl.preprocess import read_image
-from nsl.edge.sources import FrameSource, SourceSpec
+from nsl.edge.hands import RoiHands, make_hands, parse_roi
+from nsl.edge.outputs import JsonLines, read_json_lines
+from nsl.edge.predict import predict_images
+from nsl.edge.render import Renderer
+from nsl.edge.smoothing import HandSmoothers
+from nsl.preprocess import crop, crop_box, crop_hand, expand_box, prepare, read_image
+from nsl.edge.sources import FrameSource, SourceSpec, parse_source
 from nsl.edge.timing import STAGES, StageTimer
 from tests.conftest import ROOT, env_python, real_data, run_nsl
 from tests.edge.conftest import error_line
@@ -196,9 +203,9 @@ def test_sigterm_ends_the_loop_with_a_summary(stop_signal, tiny_bundle, clip, tm
 def test_long_runs_keep_bounded_state(tiny_bundle, tmp_path):
     """Hours of frames must not grow memory: every per-frame record lives in a bounded structure."""
     camera = FakeCamera([None], shape=(120, 160, 3))
-    app = App(AppOptions(model=str(tiny_bundle), roi="10,10,100,100", headless=True, max_frames=400,
-                         json=str(tmp_path / "out.jsonl")),
-              source=FrameSource(SourceSpec("camera", 0), opener=camera))
+    app = App.from_options(AppOptions(model=str(tiny_bundle), roi="10,10,100,100", headless=True, max_frames=400,
+                                      json=str(tmp_path / "out.jsonl")),
+                           source=FrameSource(SourceSpec("camera", 0), opener=camera))
     app.timer = StageTimer(window=100)
     summary = app.run()
     assert summary["frames"] == 400
@@ -206,3 +213,68 @@ def test_long_runs_keep_bounded_state(tiny_bundle, tmp_path):
     assert all(len(values) <= 100 for values in app.timer.notes.values())
     assert len(app.smoothers.smoothers) <= 1 and len(app.labels_seen) <= len(app.bundle.labels) + 2
     assert app.source.dropped >= 0 and len((tmp_path / "out.jsonl").read_text().splitlines()) == 401
+
+
+class RecordingTracker:
+    """A tracker passed through, keeping each frame it was given with the hands it found there."""
+
+    def __init__(self, tracker):
+        self.tracker, self.name, self.calls = tracker, tracker.name, []
+
+    def detect(self, frame_rgb, timestamp_ms=None):
+        hands = self.tracker.detect(frame_rgb, timestamp_ms)
+        self.calls.append((frame_rgb, hands))
+        return hands
+
+    def close(self):
+        self.tracker.close()
+
+
+class RecordingClassifier:
+    """A classifier passed through, keeping each batch of crops it was given."""
+
+    def __init__(self, classifier):
+        self.classifier, self.path, self.backend, self.batches = classifier, classifier.path, classifier.backend, []
+
+    def predict(self, crops):
+        self.batches.append(crops)
+        return self.classifier.predict(crops)
+
+
+# How each crop was cut before crop_hand was the one path; the app's crops must stay pixel-identical to these.
+BEFORE = {"mediapipe": lambda frame, hand, spec: prepare(crop(frame, expand_box(hand.box, spec.margin, spec.square)),
+                                                         spec),
+          "roi": lambda frame, hand, spec: prepare(crop(frame, hand.box), spec)}
+
+
+@pytest.mark.parametrize("kind", ["mediapipe", "roi"])
+def test_the_app_classifies_crop_hand_of_each_hand_box(kind, tiny_bundle, hand_model, clip, tmp_path):
+    """The app takes its parts; what its classifier gets is crop_hand(frame, hand.box, spec) (the crop training
+    will cut too), and the JSON box is crop_box of the same hand."""
+    bundle, classifier = load_bundle(tiny_bundle, "tflite", "fp32")
+    spec = bundle.crop
+    roi = parse_roi("100,80,300,260") if kind == "roi" else None
+    tracker = RecordingTracker(make_hands(hand_model, roi, mode="video"))
+    classifier = RecordingClassifier(classifier)
+    sinks = [JsonLines(tmp_path / "out.jsonl")]
+    app = App(FrameSource(parse_source(str(clip))), tracker, classifier, Renderer(), sinks, bundle,
+              HandSmoothers(3, threshold=0.0), max_frames=6)
+    summary = app.run()
+    hands = [(frame, hand) for frame, found in tracker.calls for hand in found]
+    assert summary["frames"] == 6 and len(hands) >= 5 and all(hand.grow == (kind != "roi") for _, hand in hands)
+    crops = [crop for batch in classifier.batches for crop in batch]
+    assert len(crops) == len(hands)
+    for given, (frame, hand) in zip(crops, hands):
+        expected = crop_hand(frame, hand.box, spec) if hand.grow else crop_hand(frame, hand.box, spec, grow=False)
+        assert np.array_equal(given, expected) and np.array_equal(given, BEFORE[kind](frame, hand, spec))
+    frames, _ = read_json_lines(tmp_path / "out.jsonl")
+    reported = [hand["box"] for frame in frames for hand in frame["hands"]]
+    assert reported == [[round(v, 1) for v in crop_box(hand.box, spec, hand.grow)] for _, hand in hands]
+    assert summary["hand_tracker"] == tracker.name and summary["backend"] == "tflite"
+
+
+def test_predict_reports_a_fixed_region_as_its_crop(tiny_bundle):
+    bundle, classifier = load_bundle(tiny_bundle, "onnx")
+    photo = sorted(real_data("nsl_consonants").rglob("*.jpg"))[0]
+    rows = predict_images(bundle, classifier, [photo], RoiHands((10, 20, 110, 140)))
+    assert len(rows) == 1 and rows[0]["box"] == [10, 20, 110, 140] and rows[0]["handedness"] == "roi"

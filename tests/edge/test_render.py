@@ -24,8 +24,8 @@ def no_font(monkeypatch):
 def _result(text, known=True):
     box = (100.0, 120.0, 200.0, 220.0)
     landmarks = np.column_stack([np.linspace(110, 190, 21), np.linspace(130, 210, 21)])
-    hand = Hand(box=box, crop_box=box, score=0.9, landmarks=landmarks)
-    return SimpleNamespace(hand=hand, text=text, confidence=0.87, known=known)
+    hand = Hand(box=box, score=0.9, landmarks=landmarks)
+    return SimpleNamespace(hand=hand, box=box, text=text, confidence=0.87, known=known)
 
 
 def test_without_a_devanagari_font_labels_are_romanised_and_that_is_logged_once(no_font, caplog):
