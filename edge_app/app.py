@@ -21,7 +21,8 @@ from typing import Sequence
 
 import numpy as np
 
-from nsl.edge.bundle import Bundle, load_bundle
+from nsl.edge.bundle import Bundle, open_bundle
+from nsl.edge.recognizer import Recognizer
 from nsl.edge.hand_model import resolve as resolve_hand_model
 from nsl.edge.hands import Box, Hand, Tracker, make_hands, parse_roi
 from nsl.edge.outputs import Sink, Window, make_sinks, save_snapshot
@@ -54,6 +55,7 @@ class AppOptions:
     output: str | None = None
     max_frames: int | None = None
     show_landmarks: bool = False
+    model_kind: str | None = None   # cnn | landmarks | fused (default: fused when the bundle has both models)
 
 
 @dataclass(frozen=True)
@@ -80,14 +82,15 @@ class Step:
     frame: Frame
     hands: list[Hand]
     boxes: list[Box]        # where each hand's crop was cut
-    job: Future | None
+    job: Future | None      # -> (probabilities, models that answered each hand, model ms)
 
 
 class App:
     """The loop over its parts, in the order a frame meets them: ``source`` -> ``tracker.detect`` ->
     ``crop_hand`` -> ``classifier`` (on the worker thread) -> ``smoothers`` -> ``renderer`` -> ``sinks``.
 
-    ``classifier``: ``predict(uint8 crops) -> probabilities``, ``.path``, ``.backend`` (nsl.edge.classifier);
+    ``classifier``: a ``Recognizer`` (``predict(crops, hands) -> (probabilities, models that answered)``) or a
+    plain classifier (``predict(uint8 crops) -> probabilities``), with ``.path`` and ``.backend``;
     ``bundle``: the labels and the crop the classifier expects. ``from_options`` builds all for ``nsl app``."""
 
     def __init__(self, source: FrameSource, tracker: Tracker, classifier, renderer: Renderer,
@@ -112,7 +115,8 @@ class App:
         # the classifier runs beside the hand tracker: by default it gets half the cores, the tracker the rest
         # (all cores for both slowed tracking by half on 2 cores with onnxruntime's spinning threads)
         threads = options.threads or max(1, (os.cpu_count() or 2) // 2)
-        bundle, classifier = load_bundle(options.model, options.backend, options.precision, threads)
+        bundle = open_bundle(options.model)
+        classifier = Recognizer.open(bundle, options.backend, options.precision, threads, options.model_kind)
         smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
         renderer = Renderer(options.show_landmarks)
         source = source or FrameSource(parse_source(options.source))
@@ -122,10 +126,13 @@ class App:
                  threads, tracker.name, options.source)
         return cls(source, tracker, classifier, renderer, sinks, bundle, smoothers, options.max_frames)
 
-    def _classify(self, crops: list[np.ndarray]) -> tuple[np.ndarray, float]:
+    def _classify(self, crops: list[np.ndarray], hands: list[Hand]) -> tuple[np.ndarray, list, float]:
         began = time.perf_counter()
-        probs = self.classifier.predict(np.stack(crops))
-        return probs, (time.perf_counter() - began) * 1000
+        if isinstance(self.classifier, Recognizer):
+            probs, answered = self.classifier.predict(np.stack(crops), hands)
+        else:
+            probs, answered = self.classifier.predict(np.stack(crops)), [("cnn",)] * len(crops)
+        return probs, answered, (time.perf_counter() - began) * 1000
 
     def _track(self, frame: Frame) -> Step:
         """Find the hands, cut their crops and hand them to the classifier's worker."""
@@ -136,7 +143,7 @@ class App:
             boxes = [crop_box(hand.box, spec, hand.grow) for hand in hands]
             crops = [crop_hand(frame.image, hand.box, spec, hand.grow) for hand in hands]
         with self.timer.stage("classify"):
-            job = self.worker.submit(self._classify, crops) if crops else None
+            job = self.worker.submit(self._classify, crops, hands) if crops else None
         return Step(frame, hands, boxes, job)
 
     def _label_text(self, index: int | None) -> str:
@@ -168,7 +175,7 @@ class App:
     def _complete(self, step: Step) -> str | None:
         """Collect the classification of ``step``, smooth, draw, close the frame's timing and write its line."""
         with self.timer.stage("classify"):
-            probs, model_ms = step.job.result() if step.job else (np.zeros((0, 1), np.float32), None)
+            probs, answered, model_ms = step.job.result() if step.job else (np.zeros((0, 1), np.float32), [], None)
         if model_ms is not None:
             self.timer.note("classifier_model", model_ms)
         results = self._smooth(step, probs)
@@ -177,12 +184,12 @@ class App:
         stage_ms = self.timer.end_frame()
         self.labels_seen.update([result.text for result in results] or [NO_HAND])
         if self.record_sinks:
-            record = self._record(step, results, stage_ms)
+            record = self._record(step, results, answered, stage_ms)
             for sink in self.record_sinks:
                 sink.record(record)
         return action
 
-    def _record(self, step: Step, results: list[HandResult], stage_ms: dict) -> dict:
+    def _record(self, step: Step, results: list[HandResult], answered: list, stage_ms: dict) -> dict:
         labels = self.bundle.labels
         return {
             "time": round(time.time(), 3), "frame": step.frame.index, "timestamp_ms": step.frame.timestamp_ms,
@@ -192,7 +199,8 @@ class App:
                        "label": r.index, "text": labels[r.index].name, "roman": labels[r.index].roman,
                        "probability": round(r.probability, 4), "smoothed": r.smoothed,
                        "smoothed_text": UNKNOWN if r.smoothed is None else labels[r.smoothed].name,
-                       "confidence": round(r.confidence, 4)} for r in results],
+                       "confidence": round(r.confidence, 4), "models": list(models)}
+                      for r, models in zip(results, answered)],
             "stage_ms": {name: round(ms, 3) for name, ms in stage_ms.items()},
         }
 
@@ -249,6 +257,8 @@ class App:
             "labels_seen": dict(self.labels_seen.most_common()), "dropped_frames": self.source.dropped,
             "reconnects": self.source.reconnects, "backend": self.classifier.backend,
             "model_file": self.classifier.path.name, "hand_tracker": self.tracker.name,
+            "model_kind": getattr(self.classifier, "kind", "cnn"),
+            "model_files": getattr(self.classifier, "files", [self.classifier.path.name]),
             "devanagari_font": self.renderer.devanagari})
         return summary
 

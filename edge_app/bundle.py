@@ -20,8 +20,10 @@ from nsl.errors import NslError
 from nsl.fileio import sha256_of
 from nsl.labels import Label, labels_from_dicts
 
-SCHEMA = 1
+SCHEMA = 1              # a bundle with the CNN only (what every earlier version reads)
+SCHEMAS = (1, 2)        # 2: also a landmark model (models.landmarks) and the fusion rule (fusion)
 METADATA_FILE = "metadata.json"
+MODEL_KINDS = ("cnn", "landmarks")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -38,21 +40,37 @@ class Bundle:
     def files(self) -> dict[str, dict]:
         return self.metadata["files"]
 
-    def file_for(self, backend: str, precision: str | None = None) -> str:
-        """The file name for a backend and precision (None: the bundle's default file for the backend)."""
+    def has(self, model: str) -> bool:
+        """Whether the bundle holds a file of ``model`` ('cnn' | 'landmarks')."""
+        return any(entry.get("model", "cnn") == model for entry in self.files.values())
+
+    @property
+    def fusion(self) -> dict | None:
+        """The rule that combines the CNN and the landmark model (chosen on the validation split at export)."""
+        return self.metadata.get("fusion")
+
+    @property
+    def feature_layout(self) -> str | None:
+        """The landmark features the landmark model takes (nsl.landmarks), None without one."""
+        section = self.metadata.get("models", {}).get("landmarks")
+        return section["features"]["layout"] if section else None
+
+    def file_for(self, backend: str, precision: str | None = None, model: str = "cnn") -> str:
+        """The file name of ``model`` for a backend and precision (None: the bundle's default file)."""
         if backend not in BACKENDS:
             raise NslError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
         if precision is not None and precision not in PRECISIONS:
             raise NslError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
         if precision is None:
-            name = self.metadata.get("default_file", {}).get(backend)
-            if name:
-                return name
+            defaults = (self.metadata.get("default_file", {}) if model == "cnn"
+                        else self.metadata.get("models", {}).get(model, {}).get("default_file", {}))
+            if defaults.get(backend):
+                return defaults[backend]
         matches = [name for name, entry in self.files.items() if entry["format"] == backend
-                   and (precision is None or entry["precision"] == precision)]
+                   and entry.get("model", "cnn") == model and (precision is None or entry["precision"] == precision)]
         if not matches:
-            have = ", ".join(f"{e['format']} {e['precision']}" for e in self.files.values())
-            raise NslError(f"{self.path}: no {backend} {precision or ''} file in this bundle (it has: {have})")
+            have = ", ".join(f"{e.get('model', 'cnn')} {e['format']} {e['precision']}" for e in self.files.values())
+            raise NslError(f"{self.path}: no {model} {backend} {precision or ''} file in this bundle (it has: {have})")
         return sorted(matches, key=lambda name: ("qat" in name, name))[0]
 
 
@@ -72,10 +90,10 @@ def read_metadata(path: str | Path) -> dict:
         metadata = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise NslError(f"{meta_path}: not valid JSON ({err})") from None
-    if not isinstance(metadata, dict) or metadata.get("schema") != SCHEMA:
+    if not isinstance(metadata, dict) or metadata.get("schema") not in SCHEMAS:
         found = metadata.get("schema") if isinstance(metadata, dict) else None
-        raise NslError(f"{meta_path}: bundle schema {found!r} is not supported (this version reads schema "
-                       f"{SCHEMA}; re-export the bundle with this version of nsl)")
+        raise NslError(f"{meta_path}: bundle schema {found!r} is not supported (this version reads schemas "
+                       f"{', '.join(map(str, SCHEMAS))}; re-export the bundle with this version of nsl)")
     for key in ("labels", "input", "preprocess", "files"):
         if key not in metadata:
             raise NslError(f"{meta_path}: key '{key}' is missing (a damaged bundle; re-export it)")
@@ -100,6 +118,17 @@ def open_bundle(path: str | Path) -> Bundle:
     metadata = read_metadata(path)
     verify_files(path, metadata["files"])
     return Bundle(path, metadata, labels_from_dicts(metadata["labels"]), CropSpec.from_dict(metadata["preprocess"]))
+
+
+def open_model(bundle: Bundle, backend: str = "tflite", precision: str | None = None, threads: int | None = None,
+               model: str = "cnn"):
+    """The classifier of one of the bundle's models, its output size checked against the labels."""
+    name = bundle.file_for(backend, precision, model)
+    classifier = open_classifier(bundle.path / name, threads)
+    if classifier.num_classes != len(bundle.labels):
+        raise NslError(f"{bundle.path / name}: the model has {classifier.num_classes} outputs but "
+                       f"{METADATA_FILE} lists {len(bundle.labels)} labels (re-export the bundle)")
+    return classifier
 
 
 def load_bundle(path: str | Path, backend: str = "tflite", precision: str | None = None,

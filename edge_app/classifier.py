@@ -1,4 +1,5 @@
-"""One call for every model file: uint8 RGB crops (N, H, W, 3) in, float32 probabilities (N, classes) out.
+"""One call for every model file: uint8 RGB crops (N, H, W, 3) in, float32 probabilities (N, classes) out; a
+landmark model (input (N, F) float32 features, ``nsl.landmarks``) goes through the same call.
 
 Two backends behind the same interface: TFLite through ai-edge-litert and ONNX through onnxruntime (the
 runtimes the device uses; no TensorFlow). Each backend reads its file's own input dtype and quantisation:
@@ -44,15 +45,21 @@ def dequantize(values: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
-def _as_batch(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Check a batch (or a single image) of uint8 RGB crops against the model's input size."""
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[1:] != (*size, 3):
-        raise NslError(f"classifier input: expected uint8 RGB crops of shape (N, {size[0]}, {size[1]}, 3), "
-                       f"got {images.shape} (prepare crops with nsl.preprocess.prepare)")
-    return images
+def _as_batch(inputs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Check a batch (or a single input) against the model's input shape (without the batch axis)."""
+    inputs = np.asarray(inputs)
+    if inputs.ndim == len(shape):
+        inputs = inputs[None]
+    if inputs.ndim != len(shape) + 1 or inputs.shape[1:] != tuple(shape):
+        what = ("uint8 RGB crops (prepare crops with nsl.preprocess.prepare)" if len(shape) == 3
+                else "landmark features (nsl.landmarks.hand_features)")
+        raise NslError(f"classifier input: expected {what} of shape (N, {', '.join(map(str, shape))}), "
+                       f"got {inputs.shape}")
+    return inputs
+
+
+def _image_size(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    return (int(shape[0]), int(shape[1])) if len(shape) == 3 else None
 
 
 class TfliteClassifier:
@@ -73,7 +80,8 @@ class TfliteClassifier:
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.input_dtype = np.dtype(self._input["dtype"]).name
-        self.input_size = (int(self._input["shape"][1]), int(self._input["shape"][2]))
+        self.input_shape = tuple(int(v) for v in self._input["shape"][1:])
+        self.input_size = _image_size(self.input_shape)  # None for a landmark model
         self.num_classes = int(self._output["shape"][-1])
         self._batch = int(self._input["shape"][0])
 
@@ -85,14 +93,14 @@ class TfliteClassifier:
 
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
-            self._interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_size, 3])
+            self._interpreter.resize_tensor_input(self._input["index"], [batch, *self.input_shape])
             self._interpreter.allocate_tensors()
             self._input = self._interpreter.get_input_details()[0]
             self._output = self._interpreter.get_output_details()[0]
             self._batch = batch
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        images = _as_batch(images, self.input_size)
+        images = _as_batch(images, self.input_shape)
         self._resize(len(images))
         scale, zero_point = self._input["quantization"]
         self._interpreter.set_tensor(self._input["index"],
@@ -123,7 +131,8 @@ class OnnxClassifier:
         model_input, model_output = self._session.get_inputs()[0], self._session.get_outputs()[0]
         self._input_name = model_input.name
         self.input_dtype = "float32"
-        self.input_size = (int(model_input.shape[1]), int(model_input.shape[2]))
+        self.input_shape = tuple(int(v) for v in model_input.shape[1:])
+        self.input_size = _image_size(self.input_shape)
         self.num_classes = int(model_output.shape[-1])
 
     def quantization(self) -> dict:
@@ -136,7 +145,7 @@ class OnnxClassifier:
         return dict(self._session.get_modelmeta().custom_metadata_map)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        images = _as_batch(images, self.input_size)
+        images = _as_batch(images, self.input_shape)
         return self._session.run(None, {self._input_name: images.astype(np.float32)})[0].astype(np.float32)
 
 

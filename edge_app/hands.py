@@ -34,9 +34,10 @@ class Hand:
     box: Box                         # spanned by the landmarks (or the fixed region, the whole image)
     score: float                     # handedness confidence of MediaPipe (1.0 for a fixed region)
     handedness: str = ""             # "Left" / "Right" as MediaPipe sees the subject, "" when unknown
-    landmarks: np.ndarray | None = None  # (21, 2) pixel coordinates
+    landmarks: np.ndarray | None = None  # (21, 3): x, y in pixels, z (depth) in the same scale (nsl.landmarks)
     track_id: int = 0                # stable across frames while the hand stays in view
     grow: bool = True                # False: ``box`` is already the crop (fixed region, whole image), cut as it is
+    world: np.ndarray | None = None  # (21, 3) world landmarks, metres about the hand's centre
 
 
 @runtime_checkable
@@ -53,8 +54,8 @@ class Tracker(Protocol):
 
 
 def landmark_box(points: np.ndarray) -> Box:
-    x0, y0 = points.min(axis=0)
-    x1, y1 = points.max(axis=0)
+    x0, y0 = points[:, :2].min(axis=0)
+    x1, y1 = points[:, :2].max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
 
 
@@ -185,15 +186,11 @@ class MediaPipeHands:
             # call, so make that call now on this frame instead of missing it
             result = self._run(frame_rgb, self.last_timestamp + 1)
         self.had_hands = bool(result.hand_landmarks)
-        size = np.array([frame_rgb.shape[1], frame_rgb.shape[0]], dtype=float)
-        found = []
-        for points, categories in zip(result.hand_landmarks, result.handedness):
-            pixels = np.array([(p.x, p.y) for p in points], dtype=float) * size - pad
-            best = max(categories, key=lambda c: c.score) if categories else None
-            found.append((pixels, best.category_name if best else "", float(best.score) if best else 0.0))
-        tracked = self.tracks.update([landmark_box(pixels) for pixels, _, _ in found])
-        return [Hand(box=box, score=score, handedness=side, landmarks=pixels, track_id=track_id)
-                for (pixels, side, score), (track_id, box) in zip(found, tracked)]
+        found = [_found_hand(points, categories, world, frame_rgb.shape, pad) for points, categories, world
+                 in zip(result.hand_landmarks, result.handedness, _world_of(result))]
+        tracked = self.tracks.update([landmark_box(pixels) for pixels, _, _, _ in found])
+        return [Hand(box=box, score=score, handedness=side, landmarks=pixels, track_id=track_id, world=world)
+                for (pixels, side, score, world), (track_id, box) in zip(found, tracked)]
 
     def close(self) -> None:
         self.landmarker.close()
@@ -203,6 +200,21 @@ class MediaPipeHands:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _world_of(result) -> list:
+    world = getattr(result, "hand_world_landmarks", None) or []
+    return list(world) + [None] * (len(result.hand_landmarks) - len(world))
+
+
+def _found_hand(points, categories, world, shape, pad: int) -> tuple:
+    """(landmarks (21, 3) in the unpadded frame's pixels, z scaled like x; handedness; its score; world (21, 3))."""
+    width, height = shape[1], shape[0]
+    pixels = np.array([(p.x * width, p.y * height, p.z * width) for p in points], dtype=float)
+    pixels[:, :2] -= pad
+    best = max(categories, key=lambda c: c.score) if categories else None
+    metres = np.array([(p.x, p.y, p.z) for p in world], dtype=float) if world else None
+    return pixels, best.category_name if best else "", float(best.score) if best else 0.0, metres
 
 
 def make_hands(model_path=None, roi: Box | None = None, max_hands: int = 1, mode: str = "video",

@@ -13,6 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nsl.preprocess import crop_box, crop_hand, read_image
+from nsl.edge.recognizer import Recognizer
 from nsl.errors import NslError
 from nsl.fileio import is_image_file
 
@@ -38,12 +39,19 @@ def collect_images(inputs: list[str | Path]) -> list[Path]:
 
 
 def _classify(image: np.ndarray, tracker, bundle, classifier) -> tuple[list[tuple], np.ndarray]:
-    """(crop box, handedness, score) of each hand in one image, and the classifier's probabilities."""
+    """(crop box, handedness, score, models that answered) of each hand in one image, and the probabilities.
+    ``classifier``: a ``Recognizer`` (CNN, landmark model or both fused) or a plain classifier of crops."""
     spec = bundle.crop
     hands = tracker.detect(image)
     crops = [crop_hand(image, hand.box, spec, hand.grow) for hand in hands]
-    probs = classifier.predict(np.stack(crops)) if crops else np.zeros((0, len(bundle.labels)))
-    return [(crop_box(hand.box, spec, hand.grow), hand.handedness, hand.score) for hand in hands], probs
+    if not crops:
+        return [], np.zeros((0, len(bundle.labels)))
+    if isinstance(classifier, Recognizer):
+        probs, answered = classifier.predict(np.stack(crops), hands)
+    else:
+        probs, answered = classifier.predict(np.stack(crops)), [("cnn",)] * len(hands)
+    return [(crop_box(hand.box, spec, hand.grow), hand.handedness, hand.score, models)
+            for hand, models in zip(hands, answered)], probs
 
 
 def _rows(path: Path, boxes: list[tuple], probs: np.ndarray, labels, top: int) -> list[dict]:
@@ -51,13 +59,13 @@ def _rows(path: Path, boxes: list[tuple], probs: np.ndarray, labels, top: int) -
         return [{"path": str(path), "hand": None, "label": None, "text": "no hand", "roman": "no hand",
                  "confidence": None, "box": None, "top": []}]
     rows = []
-    for number, ((box, side, score), row) in enumerate(zip(boxes, probs)):
+    for number, ((box, side, score, models), row) in enumerate(zip(boxes, probs)):
         order = np.argsort(row)[::-1][:top]
         best = int(order[0])
         rows.append({"path": str(path), "hand": number, "handedness": side, "hand_score": round(score, 3),
                      "box": [round(v, 1) for v in box], "label": best, "text": labels[best].name,
                      "roman": labels[best].roman, "confidence": round(float(row[best]), 4),
-                     "top": [[int(i), round(float(row[i]), 4)] for i in order]})
+                     "top": [[int(i), round(float(row[i]), 4)] for i in order], "models": list(models)})
     return rows
 
 

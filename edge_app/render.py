@@ -117,7 +117,7 @@ class Renderer:
         x0, y0, x1, y1 = (int(round(v)) for v in result.box)
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
         if self.show_landmarks and result.hand.landmarks is not None:
-            points = np.round(result.hand.landmarks).astype(int)
+            points = np.round(result.hand.landmarks[:, :2]).astype(int)
             for a, b in HAND_CONNECTIONS:
                 cv2.line(image, tuple(points[a]), tuple(points[b]), WHITE, 1, cv2.LINE_AA)
             for point in points:

@@ -109,29 +109,53 @@ def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, cal
     return files
 
 
-def run_export(options: ExportOptions) -> tuple[Path, dict]:
-    """Export, verify and write the bundle; returns (bundle folder, metadata). Raises GateError on a drop."""
+def _export_cnn(options: ExportOptions, source: ExportSource, tmp: Path, work: Path) -> tuple:
+    """The CNN's files -> (entries, Keras figures, gate failures, calibration size, source checked)."""
     from nsl.train.model import load_classifier
 
-    source = resolve_source(options.path, options.data, options.labels)
-    out = Path(options.out) if options.out else source.default_out
-    bundle_meta.check_output(out, options.force)
     model = load_classifier(source.model_path)
     source = _check_model(model, source)
     calibration = _calibration(options, source)
-    crop = source.options.crop
-    test = load_images(source.test, crop, source.data_root, what="test images")
+    test = load_images(source.test, source.options.crop, source.data_root, what="test images")
     keras_probs, keras_metrics = _keras_reference(model, *test)
     log.info("Keras model: top1 %.4f top3 %.4f on %d test images", keras_metrics["top1"], keras_metrics["top3"],
              keras_metrics["n_images"])
+    files = _build_and_evaluate(options, source, model, calibration, tmp, work, test, keras_probs)
+    float_top1 = {fmt: keras_metrics["top1"] for fmt in options.formats}
+    failures = check_gate(files, float_top1, options.max_drop, options.allow_drop)
+    return files, keras_metrics, failures, 0 if calibration is None else len(calibration), source
+
+
+def _add_landmarks(metadata: dict, options: ExportOptions, source: ExportSource, tmp: Path, work: Path) -> None:
+    """The run's landmark model (and the fusion rule) into the bundle; schema 2 says a bundle holds more than a CNN."""
+    from nsl.export.landmark_export import export_landmarks, fusion_section
+
+    files, section, failures = export_landmarks(source.run, options, source.labels, tmp, work)
+    metadata["files"].update(files)
+    metadata["schema"] = 2
+    metadata["models"] = {"landmarks": section}
+    fusion = fusion_section(source.run) if source.model_path is not None else None
+    if fusion:
+        metadata["fusion"] = fusion
+    metadata["export"]["gate_failures"] += failures
+
+
+def run_export(options: ExportOptions) -> tuple[Path, dict]:
+    """Export, verify and write the bundle; returns (bundle folder, metadata). Raises GateError on a drop."""
+    source = resolve_source(options.path, options.data, options.labels)
+    out = Path(options.out) if options.out else source.default_out
+    bundle_meta.check_output(out, options.force)
     with tempfile.TemporaryDirectory(prefix="nsl-export-") as work, atomic_dir(out, options.force) as tmp:
-        files = _build_and_evaluate(options, source, model, calibration, tmp, Path(work), test, keras_probs)
-        float_top1 = {fmt: keras_metrics["top1"] for fmt in options.formats}
-        failures = check_gate(files, float_top1, options.max_drop, options.allow_drop)
-        settings = {"calibration_images": 0 if calibration is None else len(calibration), "qat_epochs": options.qat,
+        files, keras_metrics, failures, calibrated = {}, {}, [], 0
+        if source.model_path is not None:
+            files, keras_metrics, failures, calibrated, source = _export_cnn(options, source, tmp, Path(work))
+        settings = {"calibration_images": calibrated, "qat_epochs": options.qat,
                     "qat_lr": options.qat_lr if options.qat else None, "max_drop": options.max_drop,
                     "gate_failures": failures}
-        metadata = bundle_meta.build_metadata(source.labels, crop, files, keras_metrics, source.name, settings)
+        metadata = bundle_meta.build_metadata(source.labels, source.options.crop, files, keras_metrics, source.name,
+                                              settings)
+        if source.run is not None and source.run.landmark_model.is_file():
+            _add_landmarks(metadata, options, source, tmp, Path(work))
         bundle_meta.write_metadata(tmp, metadata)
         write_text(tmp / "export_report.md", render_report(metadata))
     log.info("bundle: %s (%d files)", out, len(files))

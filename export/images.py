@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nsl.preprocess import CropSpec, prepare, read_image
+from nsl.preprocess import CropSpec, load_input
 from nsl.errors import DataError, NslError
 from nsl.labels import Label, label_keys
 from nsl.samples import Sample
@@ -36,7 +36,7 @@ def load_images(samples: list[Sample], spec: CropSpec, root: str | Path | None =
     images, labels, skipped = [], [], []
     for sample in tqdm(samples, desc=what, unit="img", leave=False):
         try:
-            images.append(prepare(read_image(sample_path(sample, root)), spec))
+            images.append(load_input(sample_path(sample, root), spec, sample.box))
             labels.append(sample.label)
         except NslError as err:
             skipped.append(str(err))

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class ExportSource:
     """A model with everything needed to calibrate, validate and describe it."""
 
-    model_path: Path
+    model_path: Path | None   # None: a landmark-only run (models=landmarks) has no CNN
     options: Options
     labels: list[Label]
     train: list[Sample]
@@ -32,6 +32,11 @@ class ExportSource:
     name: str                 # what metadata.json records as source_run
     default_out: Path         # RUN_DIR/bundle, or beside the .keras file
     from_run: bool = True     # False: a .keras file whose input size sets imgsz
+
+    @property
+    def run(self) -> RunDir | None:
+        """The run folder it came from (None for a .keras file)."""
+        return RunDir(Path(self.name)) if self.from_run else None
 
     @property
     def data_root(self) -> str | None:
@@ -46,7 +51,7 @@ class ExportSource:
 def from_run(run_dir: Path) -> ExportSource:
     """A finished ``nsl train`` run: best.keras, config.yaml, labels.json, split.csv."""
     run = RunDir.open(run_dir)
-    model = run.require_model()
+    model = None if not run.best_model.is_file() and run.landmark_model.is_file() else run.require_model()
     if not run.split_file.is_file():
         raise NslError(f"{run.split_file}: missing (is this a folder made by 'nsl train'?)")
     split = run.split()

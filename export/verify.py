@@ -119,8 +119,9 @@ def _source_test_split(bundle) -> list:
 
 
 def validate_bundle(path: str | Path, data: str | Path | None = None) -> dict[str, dict]:
-    """Every file of a bundle on a labelled folder (``data``), or on the source run's test split: each file's
-    metadata entry with the measured ``metrics``; int8 files are compared with the float file of their format."""
+    """Every CNN file of a bundle on a labelled folder (``data``, its images as ready crops), or on the source run's
+    test split: each file's metadata entry with the measured ``metrics``; int8 files are compared with the float
+    file of their format. (The landmark files are measured through the device path: nsl.edge.evaluate.)"""
     from nsl.edge.bundle import open_bundle
     from nsl.export.images import load_images, samples_for_labels
 
@@ -129,7 +130,8 @@ def validate_bundle(path: str | Path, data: str | Path | None = None) -> dict[st
     images, labels = load_images(samples, bundle.crop, what="validation images")
     results: dict[str, dict] = {}
     references: dict[str, np.ndarray] = {}
-    for name, entry in sorted(bundle.files.items(), key=lambda item: item[1]["precision"] != "fp32"):
+    crops = {name: entry for name, entry in bundle.files.items() if entry.get("model", "cnn") == "cnn"}
+    for name, entry in sorted(crops.items(), key=lambda item: item[1]["precision"] != "fp32"):
         metrics, probs = evaluate_file(bundle.path / name, images, labels, references.get(entry["format"]))
         if entry["precision"] == "fp32":
             references[entry["format"]] = probs

@@ -248,6 +248,43 @@ class Fractions(Kind):
         return f"list of {self.count} floats summing to 1"
 
 
+@dataclass(frozen=True)
+class Pattern(Text):
+    """A regular expression (Python's ``re``)."""
+
+    def convert(self, key: str, value: Any) -> str:
+        import re
+
+        text = super().convert(key, value)
+        try:
+            re.compile(text)
+        except re.error as err:
+            raise _fail(key, f"a regular expression ({err})", value) from None
+        return text
+
+    def label(self) -> str:
+        return "regex" + (" | null" if self.nullable else "")
+
+
+@dataclass(frozen=True)
+class ListOf(Kind):
+    """A non-empty list whose items are each parsed by ``item`` (a single value is a list of one)."""
+
+    item: Kind = Text()
+
+    def convert(self, key: str, value: Any) -> tuple:
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            raise _fail(key, self.expected(), value)
+        return tuple(self.item.parse(f"{key}[{i}]", v) for i, v in enumerate(items))
+
+    def expected(self) -> str:
+        return f"a list of {self.item.label()}"
+
+    def label(self) -> str:
+        return f"list of {self.item.label()}" + (" | null" if self.nullable else "")
+
+
 def opt(default: Any, kind: Kind, help: str):
     """A field of an options dataclass: its default, its kind and its one-line help (shown in defaults.yaml)."""
     return field(default=default, metadata={"kind": kind, "help": help})

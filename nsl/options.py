@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nsl.errors import ConfigError
-from nsl.fields import (Bool, Choice, ChoiceOrPath, Float, FolderName, Fractions, Int, Kind, Text, group, opt,
-                        path_exists)
+from nsl.fields import (Bool, Choice, ChoiceOrPath, Float, FolderName, Fractions, Int, Kind, ListOf, Pattern, Text,
+                        group, opt, path_exists)
 
 SPLITS = ("stratified", "subset", "grouped")
 COLOR_MODES = ("color", "grey", "binary")
@@ -110,12 +110,34 @@ class DataOptions:
     max_bad_fraction: float = opt(0.05, Float(low=0.0, high=1.0), "share of unreadable images tolerated (skipped "
                                                                   "and listed) before the run stops")
     cache: bool = opt(True, Bool(), "cache decoded, resized images in memory")
+    hands: str = opt("auto", ChoiceOrPath(values=("auto", "none"), what="hands file"),
+                     "hand landmarks of the dataset ('nsl data hands DATA', edge environment): auto (the file that "
+                     "command keeps for DATA, if there is one) | none | path of a hands file")
+    group_pattern: str | None = opt(None, Pattern(nullable=True),
+                                    "split=grouped by a regular expression on the file name (its first group, else "
+                                    "the whole match), e.g. '^(hand\\d+)_' for one group per signer; null = "
+                                    "group_file, else near-duplicate frames")
+    group_file: str | None = opt(None, Text(nullable=True), "split=grouped by a CSV of path,group (paths relative "
+                                                            "to the dataset folder)")
+    split_test_groups: tuple | None = opt(None, ListOf(item=Text(), nullable=True),
+                                          "split=grouped: the groups held out as the test set (the others are dealt "
+                                          "to train and val); null = dealt by split_ratios")
+
+    def __post_init__(self):
+        for key in ("group_pattern", "group_file", "split_test_groups"):
+            if getattr(self, key) is not None and self.split != "grouped":
+                raise ConfigError(f"config key '{key}': needs split=grouped, got split={self.split}")
+        if self.group_pattern is not None and self.group_file is not None:
+            raise ConfigError("config key 'group_file': give group_pattern or group_file, not both")
 
 
 @dataclass(frozen=True)
 class PreprocessOptions:
     """How a crop is prepared, on the device exactly as in training (the bundle records it)."""
 
+    crop: str = opt("image", Choice(values=("image", "hands")),
+                    "what the CNN sees: image (the dataset's own framing) | hands (the crop the device cuts around "
+                    "the hand MediaPipe finds, from the hands file; images without a hand stay whole)")
     color_mode: str = opt("color", Choice(values=COLOR_MODES), "crop preprocessing shared with the device: color | "
                                                                "grey | binary")
     threshold_block: int = opt(11, Int(low=3), "adaptive-threshold block size for color_mode=binary (odd)")
@@ -147,6 +169,9 @@ class AugmentOptions:
 class ModelOptions:
     """What to build."""
 
+    models: str = opt("cnn", Choice(values=("cnn", "landmarks", "both")),
+                      "what the run trains: cnn (the image classifier) | landmarks (a model on hand landmarks, needs "
+                      "a hands file) | both (and the rule that fuses them, chosen on the validation split)")
     backbone: str = opt("mobilenet_v2", Choice(values=tuple(BACKBONE_ALPHAS)), " | ".join(BACKBONE_ALPHAS))
     alpha: float = opt(1.0, Float(low=0.0, low_open=True), "width multiplier (MobileNets)")
     imgsz: int = opt(224, Int(low=MIN_IMGSZ), "square input size of the classifier, pixels")
@@ -189,6 +214,25 @@ class ModelOptions:
         if self.bn_momentum is None:
             return None if self.pretrained else 0.9
         return self.bn_momentum
+
+
+@dataclass(frozen=True)
+class LandmarkOptions:
+    """The landmark model (models=landmarks|both): a small network on normalised hand landmarks (nsl.landmarks)."""
+
+    layout: str = opt("xyz21", Choice(values=("xyz21", "xyz21+world")),
+                      "features: xyz21 (21 image landmarks, 63 values) | xyz21+world (and the 21 world landmarks)")
+    hidden: tuple = opt((128, 64), ListOf(item=Int(low=1)), "units of the hidden layers")
+    dropout: float = opt(0.2, Float(low=0.0, high=1.0, high_open=True), "dropout after each hidden layer")
+    epochs: int = opt(60, Int(low=1), "maximum epochs (each over the training hands and their augmented copies)")
+    lr: float = opt(1.0e-3, Float(low=0.0, low_open=True), "learning rate (Adam)")
+    batch: int = opt(32, Int(low=1), "batch size")
+    patience: int = opt(15, Int(low=0), "early stopping on validation loss (0 = off)")
+    copies: int = opt(10, Int(low=0), "augmented copies of each training hand per epoch")
+    rotation: float = opt(15.0, Float(low=0.0, high=180.0), "max in-plane rotation about the wrist, degrees")
+    scale: float = opt(0.10, Float(low=0.0, high=0.9), "max scale change, fraction")
+    jitter: float = opt(0.02, Float(low=0.0, high=1.0), "Gaussian noise on each coordinate (hand size = 1)")
+    mirror: bool = opt(False, Bool(), "also mirror hands (x -> -x): makes the model blind to which hand signs")
 
 
 @dataclass(frozen=True)
@@ -266,6 +310,7 @@ class Options:
     augment: AugmentOptions = group(AugmentOptions, "sign-safe augmentation (no horizontal flip unless asked: it "
                                                     "changes the signing hand)", prefix=True)
     model: ModelOptions = group(ModelOptions, "model")
+    landmarks: LandmarkOptions = group(LandmarkOptions, "landmark model (models=landmarks|both)", prefix=True)
     hparams: HParams = group(HParams, "training")
     output: OutputOptions = group(OutputOptions, "output")
 
@@ -282,6 +327,10 @@ class Options:
         """The files a new run reads exist (a saved run's options are not re-checked: files may have moved)."""
         if self.data.data is not None:
             path_exists("data", self.data.data, "dataset folder")
+        if self.data.group_file is not None:
+            path_exists("group_file", self.data.group_file, "group CSV")
+        if self.data.hands not in ("auto", "none"):
+            path_exists("hands", self.data.hands, "hands file (make it with 'nsl data hands DATA')")
         if self.data.labels not in ("nsl36", "auto"):
             path_exists("labels", self.data.labels, "labels CSV")
         if self.model.weights not in ("imagenet", "none"):

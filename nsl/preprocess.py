@@ -148,3 +148,10 @@ def crop_box(box, spec: CropSpec, grow: bool = True) -> tuple[float, float, floa
 def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec, grow: bool = True) -> np.ndarray:
     """The device path, also training's: hand box -> its crop (``crop_box``) -> classifier input (``prepare``)."""
     return prepare(crop(frame_rgb, crop_box(box, spec, grow)), spec)
+
+
+def load_input(path: str | Path, spec: CropSpec, box=None) -> np.ndarray:
+    """A dataset image as the classifier's input: the device's crop around ``box`` (the hand's landmark box, when
+    the run crops to hands, ``crop=hands``), else the whole image as it is framed."""
+    image = read_image(path)
+    return prepare(image, spec) if box is None else crop_hand(image, box, spec)

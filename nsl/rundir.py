@@ -7,6 +7,9 @@
       best.keras             best model of the run (float32, 0..255 RGB in, softmax out)
       checkpoints/last.keras + checkpoints/state.json     resume point (TrainState)
       history.json, metrics.json, report.md, training_curves.png, confusion_matrix.png, tensorboard/
+      landmarks.keras, landmarks.npz, landmarks_history.json, landmarks_metrics.json   the landmark model
+                             (models=landmarks|both), the features of every split it used, its record
+      fusion.json            models=both: the fusion weight chosen on the validation split, and every model's figures
       bundle/                the default output of ``nsl export``
 
 No TensorFlow here: the export side, the benchmarks, ``nsl val BUNDLE`` on a device and the scripts read runs
@@ -71,6 +74,11 @@ class RunDir:
     STATE = "state.json"
     TENSORBOARD = "tensorboard"
     BUNDLE = "bundle"
+    LANDMARK_MODEL = "landmarks.keras"
+    LANDMARK_DATA = "landmarks.npz"
+    LANDMARK_HISTORY = "landmarks_history.json"
+    LANDMARK_METRICS = "landmarks_metrics.json"
+    FUSION = "fusion.json"
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
@@ -158,6 +166,29 @@ class RunDir:
     def default_bundle(self) -> Path:
         return self.path / self.BUNDLE
 
+    @property
+    def landmark_model(self) -> Path:
+        return self.path / self.LANDMARK_MODEL
+
+    @property
+    def landmark_data(self) -> Path:
+        return self.path / self.LANDMARK_DATA
+
+    @property
+    def landmark_history_file(self) -> Path:
+        return self.path / self.LANDMARK_HISTORY
+
+    @property
+    def landmark_metrics_file(self) -> Path:
+        return self.path / self.LANDMARK_METRICS
+
+    @property
+    def fusion_file(self) -> Path:
+        return self.path / self.FUSION
+
+    def fusion(self) -> dict | None:
+        return read_json(self.fusion_file) if self.fusion_file.is_file() else None
+
     # --- what a run holds ---
     def options(self):
         """The run's options: its config.yaml on top of today's defaults (paths not re-checked)."""
@@ -204,7 +235,7 @@ class RunDir:
 
     @property
     def is_finished(self) -> bool:
-        return self.metrics_file.is_file() and self.best_model.is_file()
+        return self.metrics_file.is_file() and (self.best_model.is_file() or self.landmark_model.is_file())
 
     @property
     def can_resume(self) -> bool:
@@ -212,6 +243,9 @@ class RunDir:
         return self.state_file.is_file() and self.config_file.is_file() and not self.is_finished
 
     def require_model(self) -> Path:
+        if not self.best_model.is_file() and self.landmark_model.is_file():
+            raise NslError(f"{self.path}: a landmark-only run (models=landmarks) has no CNN ({self.BEST}); "
+                           f"export it with 'nsl export {self.path}'")
         if not self.best_model.is_file():
             raise NslError(f"{self.path}: no {self.BEST} in this run (training did not finish a first epoch; "
                            f"train it, or export a .keras file with --data DIR)")

@@ -10,7 +10,7 @@ from nsl.errors import DataError
 from nsl.fileio import atomic_path
 
 SPLITS = ("train", "val", "test")
-SPLIT_FIELDS = ("path", "label", "subset", "group", "split")
+SPLIT_FIELDS = ("path", "label", "subset", "group", "split", "box")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,15 @@ class Sample:
     label: int
     subset: str = ""
     group: str = ""
+    box: tuple | None = None  # the hand's landmark box (x0, y0, x1, y1, pixels) when the run crops to hands
+
+
+def _box_text(box) -> str:
+    return "" if box is None else " ".join(f"{v:.2f}" for v in box)
+
+
+def _box_of(text: str | None) -> tuple | None:
+    return tuple(float(v) for v in text.split()) if text and text.strip() else None
 
 
 def save_split(split: dict[str, list[Sample]], path: str | Path) -> Path:
@@ -32,7 +41,7 @@ def save_split(split: dict[str, list[Sample]], path: str | Path) -> Path:
         writer.writerow(SPLIT_FIELDS)
         for name in SPLITS:
             for sample in split.get(name, []):
-                writer.writerow([sample.path, sample.label, sample.subset, sample.group, name])
+                writer.writerow([sample.path, sample.label, sample.subset, sample.group, name, _box_text(sample.box)])
     return path
 
 
@@ -46,5 +55,5 @@ def load_split(path: str | Path) -> dict[str, list[Sample]]:
             if row.get("split") not in split:
                 raise DataError(f"{path}:{line_no}: split must be one of {', '.join(SPLITS)}, got {row.get('split')!r}")
             split[row["split"]].append(Sample(row["path"], int(row["label"]), row.get("subset") or "",
-                                              row.get("group") or ""))
+                                              row.get("group") or "", _box_of(row.get("box"))))
     return split

@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from nsl.preprocess import CropSpec, prepare, read_image
+from nsl.preprocess import CropSpec, load_input
 from nsl.errors import NslError
 from nsl.options import AugmentOptions, Options
 from nsl.samples import Sample
@@ -21,10 +21,11 @@ from nsl.samples import Sample
 log = logging.getLogger(__name__)
 
 
-def load_prepared(path: str, spec: CropSpec) -> tuple[np.ndarray, bool]:
-    """One file as the classifier's uint8 input, and whether it could be read (unreadable -> black, False)."""
+def load_prepared(path: str, spec: CropSpec, box=None) -> tuple[np.ndarray, bool]:
+    """One file as the classifier's uint8 input (the hand crop when ``box``), and whether it could be read
+    (unreadable -> black, False)."""
     try:
-        return prepare(read_image(path), spec), True
+        return load_input(path, spec, box), True
     except NslError as err:
         log.warning("skipped: %s", err)
         return np.zeros((spec.size, spec.size, 3), np.uint8), False
@@ -57,12 +58,13 @@ def decoded_images(samples: list[Sample], spec: CropSpec):
 
     paths = [sample.path for sample in samples]
     labels = np.array([sample.label for sample in samples], np.int32)
+    boxes = np.array([sample.box if sample.box is not None else (np.nan,) * 4 for sample in samples], np.float32)
 
-    def load_file(path):
-        return load_prepared(path.decode("utf-8"), spec)
+    def load_file(path, box):
+        return load_prepared(path.decode("utf-8"), spec, None if np.isnan(box).any() else tuple(box))
 
-    def load(path, label):
-        image, ok = tf.numpy_function(load_file, [path], [tf.uint8, tf.bool])
+    def load(path, label, box):
+        image, ok = tf.numpy_function(load_file, [path, box], [tf.uint8, tf.bool])
         image.set_shape((spec.size, spec.size, 3))
         return image, label, ok
 
@@ -72,7 +74,7 @@ def decoded_images(samples: list[Sample], spec: CropSpec):
     def drop_flag(image, label, ok):
         return image, label
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, boxes.reshape(-1, 4)))
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).filter(readable).map(drop_flag)
 
 

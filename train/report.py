@@ -111,9 +111,29 @@ def report_markdown(run_dir: Path, options: Options, history: list[dict], metric
     return "\n".join(lines)
 
 
+def fusion_lines(fusion: dict | None, options: Options) -> list[str]:
+    """The report's section on the models of a models=both run (empty otherwise)."""
+    if not fusion:
+        return []
+    test = fusion["test"]
+    how = (f"split={options.data.split}" + (f", test groups {', '.join(options.data.split_test_groups)}"
+                                            if options.data.split_test_groups else ""))
+    return ["## Models (test split, " + how + ")", "",
+            "| model | top-1 | images |", "|---|---|---|",
+            *[f"| {name} | {test[name]['top1']:.4f} | {test[name]['n_images']} |" for name in ("fused", "cnn",
+                                                                                            "landmarks")],
+            "", f"Fused: log-linear, landmark weight {fusion['weight']:.2f} chosen on the validation split; a hand "
+                f"was found in {fusion['test_hand_found']:.0%} of the test images (the CNN answers alone where "
+                f"none was). Landmarks: images with a hand only.", ""]
+
+
 def write_report(run: RunDir, options: Options, history: list[dict], metrics: dict, labels: list[Label],
-                 phases) -> Path:
+                 phases, fusion: dict | None = None) -> Path:
     if history:
         plot_training_curves(history, run.curves_png)
     plot_confusion(metrics["confusion_matrix"], labels, run.confusion_png)
-    return write_text(run.report_file, report_markdown(run.path, options, history, metrics, labels, phases))
+    text = report_markdown(run.path, options, history, metrics, labels, phases)
+    if fusion:
+        head, _, tail = text.partition("## Test")
+        text = head + "\n".join(fusion_lines(fusion, options)) + "\n## Test" + tail
+    return write_text(run.report_file, text)

@@ -30,6 +30,10 @@ def load_data(options: Options) -> tuple[list[Label], dict]:
         raise NslError("no dataset given: pass data=FOLDER or --data FOLDER (e.g. one made by 'nsl data synth')")
     index = load_for_training(Path(data.data).expanduser().resolve(), data.labels, data.max_bad_fraction)
     split = make_split(index.samples, data, options.hparams.seed)
+    if options.preprocess.crop == "hands":
+        from nsl.train.hands import attach_boxes, load_hands
+
+        split, _ = attach_boxes(split, load_hands(options))
     for name in ("train", "val"):
         if not split.get(name):
             raise NslError(f"{data.data}: the {name} split is empty ({len(index.samples)} images, "
@@ -68,23 +72,51 @@ def train_run(options: Options, run_dir: str | Path | None = None, extra_callbac
     from nsl.train.checkpoint import save_checkpoint
     from nsl.train.trainer import distribution_scope, set_up_tensorflow, use_mixed_precision
 
+    from nsl.train.landmark_stage import landmark_inputs
+
     set_up_tensorflow(options.hparams)
     if split_of:
         source = RunDir.open(split_of)
         labels, split = source.labels(), source.split()
     else:
         labels, split = load_data(options)
+    arrays = landmark_inputs(options, split, labels)
+    if options.model.models == "landmarks":
+        return _landmarks_only(options, labels, split, arrays, run_dir)
     use_mixed_precision(options.hparams.mixed_precision)
     with distribution_scope():
         model = _new_model(options, len(labels))
         plan = _plan(model, options, labels, split, extra_callbacks)
-        run = RunDir(Path(run_dir)) if run_dir else RunDir.next_free(options.output.project, options.output.name)
-        run.path.mkdir(parents=True, exist_ok=True)
-        log.info("run: %s", run.path)
-        run.write_inputs(options, labels, split)
+        run = _make_run(options, run_dir, labels, split, arrays)
         state = TrainState()
         save_checkpoint(run, None, state)
         _train_and_finish(model, options, labels, split, run, state, [], plan)
+    return run.path
+
+
+def _make_run(options: Options, run_dir, labels, split, arrays) -> RunDir:
+    """The run folder with what every later step reads (config, labels, split, landmark features)."""
+    from nsl.train.hands import save_arrays
+
+    run = RunDir(Path(run_dir)) if run_dir else RunDir.next_free(options.output.project, options.output.name)
+    run.path.mkdir(parents=True, exist_ok=True)
+    log.info("run: %s", run.path)
+    run.write_inputs(options, labels, split)
+    if arrays is not None:
+        save_arrays(run, arrays)
+    return run
+
+
+def _landmarks_only(options: Options, labels, split, arrays, run_dir) -> Path:
+    """models=landmarks: no CNN; the landmark model is the run's model and its metrics the run's."""
+    from nsl.fileio import write_json
+    from nsl.train.landmark_stage import finish_landmarks
+    from nsl.train.report import write_report
+
+    run = _make_run(options, run_dir, labels, split, arrays)
+    metrics = finish_landmarks(run, options, labels, split)
+    write_json(run.metrics_file, metrics)
+    write_report(run, options, run.history(), metrics, labels, ())
     return run.path
 
 
@@ -188,5 +220,10 @@ def finish_run(model, options: Options, labels, split, run: RunDir, history: lis
     run.write_history(history)
     test, source = (split["test"], "test split") if split.get("test") else (split["val"], "val split (no test split)")
     metrics = evaluate(final, test, options, labels, run.metrics_file, source=source)
-    write_report(run, options, history, metrics, labels, phases)
+    fusion = None
+    if run.landmark_data.is_file():
+        from nsl.train.landmark_stage import finish_landmarks
+
+        fusion = finish_landmarks(run, options, labels, split, cnn_model=final)
+    write_report(run, options, history, metrics, labels, phases, fusion)
     return metrics

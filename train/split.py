@@ -17,7 +17,9 @@ The result depends only on the set of samples and the seed (the input order does
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -102,6 +104,75 @@ def _grouped(samples: list[Sample], distance: int, ratios, rng) -> dict[str, lis
     return {name: [s for s, k in zip(grouped, side) if k == i] for i, name in enumerate(SPLITS)}
 
 
+def group_names(samples: list[Sample], options: DataOptions) -> list[str]:
+    """Each sample's group: ``group_pattern`` on the file name, or ``group_file`` (CSV path,group)."""
+    if options.group_pattern is not None:
+        pattern = re.compile(options.group_pattern)
+        names = []
+        for sample in samples:
+            match = pattern.search(Path(sample.path).name)
+            if not match:
+                raise DataError(f"{sample.path}: file name does not match group_pattern {options.group_pattern!r} "
+                                f"(every image needs a group; fix the pattern or use group_file)")
+            names.append(match.group(1) if match.groups() else match.group(0))
+        return names
+    return _groups_from_file(samples, Path(options.group_file), options.data)
+
+
+def _groups_from_file(samples: list[Sample], path: Path, root: str | None) -> list[str]:
+    import csv
+
+    table: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for line_no, row in enumerate(csv.reader(handle), start=1):
+            if len(row) < 2 or (line_no == 1 and row[:2] == ["path", "group"]):
+                continue
+            table[str(Path(root or "", row[0]).resolve()) if not Path(row[0]).is_absolute() else row[0]] = row[1]
+    missing = [s.path for s in samples if str(Path(s.path).resolve()) not in table and s.path not in table]
+    if missing:
+        raise DataError(f"{path}: no group for {missing[0]} ({len(missing)} image(s) missing; a row per image: "
+                        f"path,group)")
+    return [table.get(str(Path(s.path).resolve()), table.get(s.path)) for s in samples]
+
+
+def _by_named_groups(samples: list[Sample], options: DataOptions, ratios, rng) -> dict[str, list[Sample]]:
+    """Named groups (signers, sessions) dealt whole to one side, each to the side furthest below its share, largest
+    first; or the held-out ``split_test_groups`` are the test set and the other groups' images are split
+    stratified into train and val (a group split of three signers would leave one signer, or one photo, to
+    validate on: validation only steers early stopping, the held-out test groups give the honest figure)."""
+    names = group_names(samples, options)
+    known = sorted(set(names))
+    if options.split_test_groups is not None:
+        unknown = [g for g in options.split_test_groups if g not in known]
+        if unknown:
+            raise DataError(f"split_test_groups: no group {unknown[0]!r} in the data (groups: {', '.join(known)})")
+        held = set(options.split_test_groups)
+        grouped = [replace(s, group=n) for s, n in zip(samples, names)]
+        rest = [s for s in grouped if s.group not in held]
+        if not rest:
+            raise DataError("split_test_groups: every group is held out, nothing is left to train on")
+        split = _stratified(rest, (ratios[0], ratios[1], 0.0), rng)
+        split["test"] = [s for s in grouped if s.group in held]
+        log.info("grouped split: test groups %s; train and val: the other groups' images, stratified (%s)",
+                 ", ".join(sorted(held)), ", ".join(g for g in known if g not in held))
+        return split
+    side_of = _deal(known, names, ratios, rng)
+    grouped = [replace(s, group=n) for s, n in zip(samples, names)]
+    for i, name in enumerate(SPLITS):
+        log.info("grouped split, %s: %s", name, ", ".join(g for g in known if side_of[g] == i) or "(none)")
+    return {name: [s for s in grouped if side_of[s.group] == i] for i, name in enumerate(SPLITS)}
+
+
+def _deal(groups: list[str], names: list[str], ratios, rng) -> dict[str, int]:
+    sizes = {g: names.count(g) for g in groups}
+    order = sorted(rng.permutation(groups).tolist(), key=lambda g: -sizes[g])
+    target, filled, side_of = np.array(ratios) * sum(sizes.values()), np.zeros(3), {}
+    for group in order:
+        side = int(np.argmax(target - filled))
+        side_of[group], filled[side] = side, filled[side] + sizes[group]
+    return side_of
+
+
 def make_split(samples: list[Sample], options: DataOptions, seed: int) -> dict[str, list[Sample]]:
     """``{'train': [...], 'val': [...], 'test': [...]}`` by ``options.split`` (see the module notes)."""
     if not samples:
@@ -113,6 +184,8 @@ def make_split(samples: list[Sample], options: DataOptions, seed: int) -> dict[s
         split = _stratified(ordered, ratios, rng)
     elif kind == "subset":
         split = _by_subset(ordered, options.holdout_subset, ratios, rng)
+    elif options.group_pattern is not None or options.group_file is not None:
+        split = _by_named_groups(ordered, options, ratios, rng)
     else:
         split = _grouped(ordered, options.group_hash_distance, ratios, rng)
     log.info("split (%s, seed %s): %s", kind, seed,

@@ -66,6 +66,38 @@ def _add_check(verbs, defaults: dict) -> None:
     parser.set_defaults(func=_check)
 
 
+def _hands(args) -> int:
+    require("edge", "data hands")
+    from nsl.edge.dataset_hands import collect_hands, format_summary
+    from nsl.edge.hand_model import resolve
+
+    out, _, summary = collect_hands(args.folder, resolve(args.hand_model), args.out, args.margin,
+                                    not args.no_square, args.force)
+    if args.json:
+        print(json.dumps({"hands_file": str(out), **summary}, indent=2, ensure_ascii=False))
+    else:
+        print(f"{format_summary(out, summary)}\nnext: nsl train data={args.folder} hands={out}")
+    return 0
+
+
+def _add_hands(verbs, defaults: dict) -> None:
+    parser = verbs.add_parser("hands", help="find the hand in every image (MediaPipe, as the device) -> hands file",
+                              description="One pass of the app's hand finder (IMAGE mode, padded as nsl predict) "
+                                          "over a dataset: per image the 21 image and world landmarks, handedness, "
+                                          "the landmark box and the crop box the app would cut. Written as one .npz "
+                                          "(the train environment reads it with numpy); a rerun redoes only "
+                                          "changed images. Edge environment.")
+    parser.add_argument("folder", help="dataset folder: published layout or class folders")
+    parser.add_argument("--out", help="hands file to write (default: the user cache, one per dataset folder)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (default: cache)")
+    parser.add_argument("--margin", type=float, default=defaults["crop_margin"],
+                        help=f"crop margin of the recorded crop boxes (default {defaults['crop_margin']})")
+    parser.add_argument("--no-square", action="store_true", help="record crop boxes that are not made square")
+    parser.add_argument("--force", action="store_true", help="redo every image")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=_hands)
+
+
 def add_commands(commands) -> None:
     """Register `nsl data synth` and `nsl data check`."""
     from nsl.config import load_defaults
@@ -74,6 +106,8 @@ def add_commands(commands) -> None:
                                  description="Make a synthetic dataset or check a dataset folder.")
     verbs = parser.add_subparsers(dest="data_command", metavar="VERB")
     _add_synth(verbs)
-    _add_check(verbs, load_defaults())
+    defaults = load_defaults()
+    _add_check(verbs, defaults)
+    _add_hands(verbs, defaults)
     parser.set_defaults(func=lambda args: parser.print_help() or 0)
 

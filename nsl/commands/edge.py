@@ -21,6 +21,9 @@ def _add_model_options(parser) -> None:
     parser.add_argument("--hands", type=int, choices=(1, 2), default=1, help="hands to find per frame (default 1)")
     parser.add_argument("--roi", default=None, metavar="X,Y,W,H",
                         help="classify this fixed region (pixels) instead of detecting hands")
+    parser.add_argument("--model-kind", choices=("cnn", "landmarks", "fused"), default=None,
+                        help="which of the bundle's models name the sign (default: fused when it has the CNN and "
+                             "the landmark model; a hand without landmarks, e.g. --roi, is named by the CNN alone)")
 
 
 def _add_app(commands) -> None:
@@ -69,14 +72,16 @@ def _add_predict(commands) -> None:
 
 def _run_predict(args) -> int:
     require("edge", "predict")
-    from nsl.edge.bundle import load_bundle
+    from nsl.edge.bundle import open_bundle
     from nsl.edge.hand_model import resolve
     from nsl.edge.hands import make_hands, parse_roi
     from nsl.edge.outputs import JsonLines
     from nsl.edge.predict import collect_images, format_table, predict_images
+    from nsl.edge.recognizer import Recognizer
 
     paths = collect_images(args.images)
-    bundle, classifier = load_bundle(args.model, args.backend, args.precision, args.threads)
+    bundle = open_bundle(args.model)
+    classifier = Recognizer.open(bundle, args.backend, args.precision, args.threads, args.model_kind)
     roi = parse_roi(args.roi) if args.roi else None
     hand_model = None if roi is not None or args.no_detect else resolve(args.hand_model)
     tracker = make_hands(hand_model, roi, args.hands, mode="image", whole_image=args.no_detect)

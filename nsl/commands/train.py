@@ -39,10 +39,30 @@ def _train(args) -> int:
     if args.resume:
         run_dir = resume_run(args.resume)
     elif args.ensure:
-        run_dir = ensure_run(options, Path(options.output.project) / options.output.name)
+        from nsl.rundir import RunDir
+
+        target = RunDir(Path(options.output.project) / options.output.name)
+        if target.is_finished:
+            print(f"reusing {target.path}")
+        run_dir = ensure_run(options, target.path)
     else:
         run_dir = train_run(options)
     print(f"run: {run_dir}\nnext: nsl export {run_dir} --int8")
+    return 0
+
+
+def _val_device_path(args) -> int:
+    """``nsl val BUNDLE --data DIR``: every photo through the device path (hand found, cropped, each model, fusion)."""
+    require("edge", "val BUNDLE --data DIR (the device path needs MediaPipe; --no-detect for ready crops)")
+    from nsl.edge.bundle import open_bundle
+    from nsl.edge.evaluate import device_path_metrics, format_device_path
+    from nsl.edge.hand_model import resolve
+    from nsl.export.images import samples_for_labels
+
+    bundle = open_bundle(args.run_dir)
+    metrics = device_path_metrics(bundle, samples_for_labels(args.data, bundle.labels), resolve(args.hand_model),
+                                  args.backend, args.precision)
+    print(json.dumps(metrics, indent=2, ensure_ascii=False) if args.json else format_device_path(metrics))
     return 0
 
 
@@ -50,6 +70,9 @@ def _val_bundle(args) -> int:
     """``nsl val BUNDLE``: every file of a bundle on labelled images (TF-free: runs on a device too)."""
     from nsl.export.report import metrics_table
     from nsl.export.verify import check_gate, float_top1, validate_bundle
+
+    if args.data and not args.no_detect and args.max_drop is None:
+        return _val_device_path(args)
 
     results = validate_bundle(args.run_dir, args.data)
     print(json.dumps(results, indent=2, ensure_ascii=False) if args.json else metrics_table(results))
@@ -113,6 +136,13 @@ def add_commands(commands) -> None:
     val.add_argument("run_dir", metavar="RUN_DIR", help="a run directory of 'nsl train' or a model bundle")
     val.add_argument("--data", help="evaluate on all images of this folder instead of the run's test split")
     val.add_argument("--json", action="store_true", help="print the full metrics as JSON")
+    val.add_argument("--no-detect", action="store_true",
+                     help="a bundle with --data: the images are ready crops, measure every file as it is (default: "
+                          "the device path, MediaPipe finds and crops the hand, each model and the fusion)")
+    val.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task for the device path")
+    val.add_argument("--backend", choices=("tflite", "onnx"), default="tflite", help="device path runtime")
+    val.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                     help="device path: the bundle's file of this precision (default: its default file)")
     val.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
                      help="a bundle: fail (exit 2) when an int8 file's top-1 is more than POINTS below its float "
                           "file's (default: report only)")

@@ -71,7 +71,8 @@ def test_video_mode_tracks_one_hand_with_a_stable_id(hand_model):
     assert all(frame for frame in frames)
     assert {hand.track_id for frame in frames for hand in frame} == {0}
     hand = frames[-1][0]
-    assert hand.landmarks.shape == (21, 2) and hand.handedness in ("Left", "Right") and 0 < hand.score <= 1
+    assert hand.landmarks.shape == (21, 3) and hand.handedness in ("Left", "Right") and 0 < hand.score <= 1
+    assert hand.world is not None and hand.world.shape == (21, 3) and np.abs(hand.world).max() < 0.5  # metres
     x0, y0, x1, y1 = crop_box(hand.box, SPEC)
     assert x1 - x0 == pytest.approx(y1 - y0)  # square
     assert 0 <= hand.box[0] < hand.box[2] <= image.shape[1] and 0 <= hand.box[1] < hand.box[3] <= image.shape[0]

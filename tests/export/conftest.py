@@ -74,3 +74,49 @@ def export_run(test_cache) -> Path:
 @pytest.fixture(scope="session")
 def export_bundle(test_cache, export_run) -> Path:
     return make_export_bundle(test_cache, export_run)
+
+
+def write_synthetic_hands(data: Path, out: Path, seed: int = 0) -> Path:
+    """A hands file for a synthetic dataset, as 'nsl data hands' would write it (its contract is numpy only): each
+    class one hand shape, every image that shape moved, scaled and jittered; one image in 12 without a hand.
+    Drawn hands do not wake MediaPipe's palm detector, so the landmarks are made here, not found."""
+    import numpy as np
+
+    from nsl.dataset import scan_dataset
+    from nsl.landmarks import HandsTable
+
+    index = scan_dataset(data)
+    rng = np.random.default_rng(seed)
+    shapes = rng.uniform(-1, 1, (len(index.labels), 21, 3))
+    shapes[:, 0] = 0.0
+    rows = []
+    for number, sample in enumerate(index.samples):
+        found = number % 12 != 5
+        points = shapes[sample.label] * rng.uniform(8, 12) + rng.normal(0, 0.08, (21, 3)) * 10
+        points[:, :2] += rng.uniform(24, 40, 2)
+        box = [*points[:, :2].min(axis=0), *points[:, :2].max(axis=0)]
+        rows.append({"path": Path(sample.path).resolve().relative_to(Path(index.root).resolve()).as_posix(),
+                     "sha256": "-", "found": found, "landmarks": points if found else None,
+                     "world": points / 1000 if found else None, "handedness": "Right" if found else "",
+                     "handedness_score": 0.9, "box": box if found else None, "image_size": [64, 64]})
+    return HandsTable.from_rows(str(Path(index.root).resolve()), rows, {"margin": 0.1, "synthetic": True}).save(out)
+
+
+FUSED_RECIPE = {"models": "both", "crop": "hands", "landmarks.epochs": 40}
+
+
+def make_fused_bundle(cache: Path) -> Path:
+    """A models=both run of the tiny recipe on the synthetic set with synthetic landmarks, and its int8 bundle
+    (CNN + landmark model + fusion rule), made once per code version."""
+    from tests.train.conftest import make_synth
+
+    data = make_synth(cache / "synth_tiny")
+    hands = write_synthetic_hands(data, cache / "synth_tiny_hands.npz")
+    run_dir = make_cached_run(cache, "fused_run", hands=str(hands), **FUSED_RECIPE)
+    bundle = cache / f"fused_bundle_{_stamp(run_dir.name, 'fused')}"
+    if not (bundle / "metadata.json").is_file():
+        for old in cache.glob("fused_bundle_*"):
+            shutil.rmtree(old, ignore_errors=True)
+        run_nsl("export", run_dir, "--int8", "--calib", "36", "--max-drop", "100", "--latency-runs", "2",
+                "--out", bundle, python=env_python("train"))
+    return bundle

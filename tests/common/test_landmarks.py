@@ -1,0 +1,81 @@
+"""The landmark features and the fusion rule (numpy only: the same functions on both sides)."""
+
+import numpy as np
+import pytest
+
+from nsl.errors import DataError
+from nsl.fusion import choose_weight, fuse
+from nsl.landmarks import HandsTable, hand_features
+
+
+def _hand(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(100, 300, (21, 3))
+    points[:, 2] = rng.normal(0, 20, 21)
+    return points
+
+
+def test_features_ignore_position_size_and_which_hand():
+    hand = _hand()
+    base = hand_features(hand, "Right")
+    assert base.shape == (63,) and base.dtype == np.float32
+    moved = hand + np.array([57.0, -31.0, 4.0])
+    assert np.allclose(hand_features(moved, "Right"), base, atol=1e-5)
+    bigger = (hand - hand[0]) * 2.5 + hand[0]
+    assert np.allclose(hand_features(bigger, "Right"), base, atol=1e-5)
+    mirrored = hand.copy()
+    mirrored[:, 0] = 640 - mirrored[:, 0]  # the same sign made with the other hand
+    assert np.allclose(hand_features(mirrored, "Left"), base, atol=1e-5)
+    assert not np.allclose(hand_features(mirrored, "Right"), base, atol=1e-3)
+    assert np.abs(base[:2]).max() == 0 and np.linalg.norm(base.reshape(21, 3)[:, :2], axis=1).max() == pytest.approx(1)
+
+
+def test_batch_and_world_layouts():
+    hands = np.stack([_hand(1), _hand(2)])
+    batch = hand_features(hands, ["Right", "Left"])
+    assert batch.shape == (2, 63) and np.allclose(batch[1], hand_features(hands[1], "Left"))
+    assert hand_features(hands, ["Right", "Left"], hands / 1000, "xyz21+world").shape == (2, 126)
+    with pytest.raises(DataError, match="layout"):
+        hand_features(hands[0], "Right", layout="xyz")
+    with pytest.raises(DataError, match="world"):
+        hand_features(hands[0], "Right", layout="xyz21+world")
+
+
+def test_hands_file_round_trips(tmp_path):
+    rows = [{"path": "0/a.jpg", "sha256": "x", "found": True, "landmarks": _hand(), "world": _hand() / 1000,
+             "handedness": "Left", "handedness_score": 0.9, "box": [1, 2, 3, 4], "crop_box": [0, 1, 4, 5],
+             "image_size": [640, 480]},
+            {"path": "1/b.jpg", "sha256": "y", "found": False, "image_size": [640, 480]}]
+    table = HandsTable.from_rows(str(tmp_path), rows, {"margin": 0.1})
+    loaded = HandsTable.load(table.save(tmp_path / "hands.npz"))
+    assert list(loaded.paths) == ["0/a.jpg", "1/b.jpg"] and list(loaded.found) == [True, False]
+    assert np.isnan(loaded.landmarks[1]).all() and loaded.handedness[0] == "Left" and loaded.meta["margin"] == 0.1
+    assert loaded.row_for(tmp_path / "1" / "b.jpg") == 1 and loaded.row_for(tmp_path.parent / "x.jpg") is None
+    assert np.allclose(loaded.features(np.array([0])), hand_features(_hand(), "Left")[None])
+    (tmp_path / "bad.npz").write_bytes(b"not a hands file")
+    with pytest.raises(DataError, match="bad.npz: not a hands file"):
+        HandsTable.load(tmp_path / "bad.npz")
+
+
+def test_fusion_is_never_below_the_better_input_on_the_images_it_was_chosen_on():
+    """A planted case: the CNN is right on half the images, the landmark model on another half, both confident
+    only when right. The chosen weight must do at least as well as either alone."""
+    rng = np.random.default_rng(0)
+    n, classes = 200, 5
+    truth = rng.integers(0, classes, n)
+
+    def model(right: np.ndarray, sharp: float) -> np.ndarray:
+        logits = rng.normal(0, 1, (n, classes))
+        logits[np.arange(n), truth] += np.where(right, sharp, -sharp)
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    cnn, landmarks = model(rng.random(n) < 0.6, 3.0), model(rng.random(n) < 0.7, 2.0)
+    landmarks[rng.random(n) < 0.1] = np.nan  # no hand found: the CNN answers there
+    weight, grid = choose_weight(cnn, landmarks, truth)
+    fused = (fuse(cnn, landmarks, weight).argmax(1) == truth).mean()
+    alone = {w: row["top1"] for row in grid for w in [row["weight"]]}
+    assert fused >= max(alone[0.0], alone[1.0]) and 0 < weight < 1
+    assert np.allclose(fuse(cnn, landmarks, 0.0), cnn, atol=1e-6)
+    has = ~np.isnan(landmarks).any(axis=1)
+    assert np.allclose(fuse(cnn, landmarks, 1.0)[has], landmarks[has], atol=1e-5)
+    assert np.allclose(fuse(cnn, landmarks, 0.7)[~has], cnn[~has])

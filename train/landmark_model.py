@@ -1,0 +1,112 @@
+"""The landmark model: a small tf_keras network on normalised hand landmarks (``nsl.landmarks.hand_features``).
+
+    features (float32, 63 or 126) -> [dense, relu, dropout] x len(hidden) -> softmax probabilities
+
+It trains in seconds on a CPU, with landmark-space augmentation of the training hands (rotation about the wrist,
+scale, jitter, optionally a mirror), early stopping on validation loss and learning-rate reduction on plateau, and
+is saved beside the CNN in the run directory (``landmarks.keras``) with its history and test metrics. Flat and
+built from standard layers, so the exporter converts it like the CNN (TFLite and ONNX, float and int8).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from nsl.labels import Label
+from nsl.options import LandmarkOptions
+from nsl.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "landmarks"
+OUTPUT_NAME = "predictions"
+
+
+def build_landmark_model(options: LandmarkOptions, num_features: int, num_classes: int):
+    import tf_keras as keras
+
+    features = keras.Input((num_features,), name=INPUT_NAME, dtype="float32")
+    x = features
+    for index, units in enumerate(options.hidden):
+        x = keras.layers.Dense(units, activation="relu", name=f"dense{index + 1}")(x)
+        x = keras.layers.Dropout(options.dropout, name=f"dropout{index + 1}")(x)
+    out = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=OUTPUT_NAME)(x)
+    return keras.Model(features, out, name="nsl_landmarks")
+
+
+def augment(features: np.ndarray, options: LandmarkOptions, rng: np.random.Generator) -> np.ndarray:
+    """``options.copies`` augmented copies of each row (points in groups of 3: x, y, z about the wrist)."""
+    copies = []
+    for _ in range(options.copies):
+        points = features.reshape(len(features), -1, 3).astype(np.float64)
+        angle = np.deg2rad(rng.uniform(-options.rotation, options.rotation, len(points)))[:, None]
+        x, y = points[..., 0].copy(), points[..., 1].copy()
+        points[..., 0] = np.cos(angle) * x - np.sin(angle) * y
+        points[..., 1] = np.sin(angle) * x + np.cos(angle) * y
+        points *= rng.uniform(1 - options.scale, 1 + options.scale, (len(points), 1, 1))
+        points += rng.normal(0.0, options.jitter, points.shape)
+        if options.mirror:
+            points[rng.random(len(points)) < 0.5, :, 0] *= -1
+        copies.append(points.reshape(len(features), -1))
+    return np.concatenate(copies).astype(np.float32) if copies else np.zeros((0, features.shape[1]), np.float32)
+
+
+def _history(fit_history, seconds: float) -> list[dict]:
+    logs = fit_history.history
+    epochs = len(logs.get("loss", []))
+    return [{"epoch": i + 1, "phase": "landmarks", "phase_index": 0, "lr": float(logs.get("lr", [0] * epochs)[i]),
+             "trainable_params": 0, "seconds": round(seconds / max(epochs, 1), 3),
+             **{key: float(logs[key][i]) for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs}}
+            for i in range(epochs)]
+
+
+def train_landmark_model(options: LandmarkOptions, arrays: dict, num_classes: int, seed: int, run: RunDir):
+    """Fit on ``arrays['train']`` (+ augmented copies), stop on ``arrays['val']``; saves ``landmarks.keras``.
+    Returns (model, history)."""
+    import tf_keras as keras
+
+    from nsl.train.checkpoint import save_model
+
+    rng = np.random.default_rng(seed)
+    train, val = arrays["train"], arrays["val"]
+    x = np.concatenate([train["features"], augment(train["features"], options, rng)])
+    y = np.concatenate([train["labels"]] * (options.copies + 1))
+    model = build_landmark_model(options, train["features"].shape[1], num_classes)
+    model.compile(optimizer=keras.optimizers.Adam(options.lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-6)]
+    if options.patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=options.patience,
+                                                       restore_best_weights=True))
+    started = time.perf_counter()
+    fitted = model.fit(x, y, validation_data=(val["features"], val["labels"]), epochs=options.epochs,
+                       batch_size=options.batch, shuffle=True, callbacks=callbacks, verbose=0)
+    history = _history(fitted, time.perf_counter() - started)
+    best = min(history, key=lambda e: e.get("val_loss", np.inf)) if history else {}
+    log.info("landmark model: %d epochs, best val loss %.4f (val accuracy %.3f) at epoch %s, %.1f s", len(history),
+             best.get("val_loss", np.nan), best.get("val_accuracy", np.nan), best.get("epoch"),
+             time.perf_counter() - started)
+    save_model(model, run.landmark_model)
+    return model, history
+
+
+def predict(model, features: np.ndarray) -> np.ndarray:
+    if not len(features):
+        return np.zeros((0, int(model.output_shape[-1])), np.float32)
+    return np.asarray(model(features.astype(np.float32), training=False), np.float32)
+
+
+def landmark_metrics(model, arrays: dict, labels: list[Label], split: str = "test") -> dict:
+    """Test metrics over the images with a hand, and the device-path top-1 over all (an image without a hand is
+    one the landmark model cannot name)."""
+    from nsl.train.evaluate import classification_metrics
+
+    part = arrays[split]
+    metrics = classification_metrics(predict(model, part["features"]), part["labels"], labels)
+    total = metrics["n_images"] + part["without_hand"]
+    metrics.update(source=f"{split} split, images with a hand", without_hand=part["without_hand"],
+                   top1_all_images=metrics["top1"] * metrics["n_images"] / total if total else 0.0)
+    return metrics
