@@ -46,6 +46,7 @@ SECTIONS = {  # each runs as python -m nsl.bench.<name>
     "app": SectionInfo("edge", ("model", "clip", "hand_model"), ("model", "clip")),
     "training": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
     "sweep": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
+    "signers": SectionInfo("train", ("data", "weights", "hands"), ("data", "hands")),
 }
 
 
@@ -131,7 +132,7 @@ def _check_inputs(args) -> None:
     if args.model is not None and not (Path(args.model) / "metadata.json").is_file():
         what = "no such folder" if not Path(args.model).exists() else "no metadata.json in it"
         raise NslError(f"--model {args.model}: not a model bundle ({what}; make one with 'nsl export RUN_DIR')")
-    for option in ("clip", "images", "data", "weights", "hand_model"):
+    for option in ("clip", "images", "data", "weights", "hand_model", "hands"):
         value = getattr(args, option, None)
         keyword = option == "weights" and value in WEIGHT_KEYWORDS
         if value is not None and not keyword and not Path(value).exists():
@@ -274,6 +275,8 @@ def add_commands(commands) -> None:
     parser.add_argument("--weights", default=None, metavar="H5|imagenet|none",
                         help="backbone weights: a Keras no-top file, imagenet or none (training, sweep)")
     parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (app)")
+    parser.add_argument("--hands", default=None, metavar="HANDS.npz",
+                        help="the --data folder's hands file, from nsl data hands (signers)")
     parser.add_argument("--sections", default=None, metavar="LIST",
                         help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run)")
     parser.add_argument("--out", default="runs/bench", metavar="DIR", help="results folder (default runs/bench)")

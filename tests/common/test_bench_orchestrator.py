@@ -23,11 +23,11 @@ def test_unnamed_sections_without_inputs_or_environment_are_skipped_with_a_note(
     proc = run_nsl("bench", "--out", tmp_path, env={"NSL_TRAIN_PYTHON": NO_PYTHON, "NSL_EDGE_PYTHON": NO_PYTHON})
     merged = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
     assert merged["sections"] == {} and merged["failed"] == {}
-    assert set(merged["skipped"]) == {"classifier", "app", "training", "sweep"}
+    assert set(merged["skipped"]) == {"classifier", "app", "training", "sweep", "signers"}
     assert "needs --model" in merged["skipped"]["classifier"]
     assert "nsl-edge[train]" in merged["skipped"]["training"]
     assert "## Skipped" in (tmp_path / "bench.md").read_text(encoding="utf-8")
-    assert "skipped: classifier, app, training, sweep" in proc.stderr
+    assert "skipped: classifier, app, training, sweep, signers" in proc.stderr
 
 
 def test_generic_rendering_of_any_section():
