@@ -169,9 +169,10 @@ class AugmentOptions:
 class ModelOptions:
     """What to build."""
 
-    models: str = opt("cnn", Choice(values=("cnn", "landmarks", "both")),
-                      "what the run trains: cnn (the image classifier) | landmarks (a model on hand landmarks, needs "
-                      "a hands file) | both (and the rule that fuses them, chosen on the validation split)")
+    models: str = opt("auto", Choice(values=("auto", "cnn", "landmarks", "both")),
+                      "what the run trains: auto (both when the dataset has a hands file, else cnn) | cnn (the image "
+                      "classifier) | landmarks (a model on hand landmarks, needs a hands file) | both (and the rule "
+                      "that fuses them, chosen on the validation split)")
     backbone: str = opt("mobilenet_v2", Choice(values=tuple(BACKBONE_ALPHAS)), " | ".join(BACKBONE_ALPHAS))
     alpha: float = opt(1.0, Float(low=0.0, low_open=True), "width multiplier (MobileNets)")
     imgsz: int = opt(224, Int(low=MIN_IMGSZ), "square input size of the classifier, pixels")

@@ -36,6 +36,18 @@ def hands_file(options: Options) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
+def with_models_resolved(options: Options) -> Options:
+    """``models=auto`` made concrete (both when the dataset has a hands file, else cnn), as the run records it."""
+    from nsl.config import updated
+
+    if options.model.models != "auto":
+        return options
+    chosen = "both" if hands_file(options) is not None else "cnn"
+    log.info("models=auto: %s (%s)", chosen, "a hands file was found" if chosen == "both" else
+             "no hands file: run 'nsl data hands DATA' in the edge environment to add the landmark model")
+    return updated(options, {"models": chosen})
+
+
 def needs_hands(options: Options) -> bool:
     return options.preprocess.crop == "hands" or options.model.models in ("landmarks", "both")
 

@@ -72,8 +72,10 @@ def train_run(options: Options, run_dir: str | Path | None = None, extra_callbac
     from nsl.train.checkpoint import save_checkpoint
     from nsl.train.trainer import distribution_scope, set_up_tensorflow, use_mixed_precision
 
+    from nsl.train.hands import with_models_resolved
     from nsl.train.landmark_stage import landmark_inputs
 
+    options = with_models_resolved(options)
     set_up_tensorflow(options.hparams)
     if split_of:
         source = RunDir.open(split_of)
@@ -148,6 +150,9 @@ def resume_run(run_dir: str | Path, extra_callbacks=()) -> Path:
 def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=()) -> Path:
     """``run_dir`` finished with ``options``: reused when it is, resumed when it was interrupted, trained when it is
     absent or stopped before its first checkpoint. A run made with other options is an error, never overwritten."""
+    from nsl.train.hands import with_models_resolved
+
+    options = with_models_resolved(options)
     run = RunDir(Path(run_dir))
     if run.config_file.is_file():
         saved = run.options()
