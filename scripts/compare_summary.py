@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nsl.errors import NslError  # noqa: E402
 from nsl.fileio import read_json, write_json, write_text  # noqa: E402
+from nsl.rundir import RunDir  # noqa: E402
 
 FIGURES = [("test_top1", "test top-1", ".3f"), ("test_top3", "test top-3", ".3f"), ("macro_f1", "macro F1", ".3f"),
            ("best_val_loss", "best val loss", ".3f"), ("best_epoch", "epoch of best", ".0f"),
@@ -39,11 +40,11 @@ def load(folders: list[Path]) -> list[dict]:
         if not path.is_file():
             raise NslError(f"{folder}: no comparison.json (run 'nsl compare --out {folder}' first)")
         result = read_json(path)
-        config = _config_of(folder / "progressive" / "config.yaml")
+        config = _config_of(RunDir(folder / "progressive").config_file)
         seed = int(config["seed"])
         result["recipe"] = ", ".join(f"{p['name']} {p['epochs']} epochs at {p['lr']:g} (trainable: {p['trainable']})"
                                      for p in config["phases"])
-        curves = {name: read_json(Path(result["runs"][name]["run"]) / "history.json") for name in STRATEGIES}
+        curves = {name: RunDir(Path(result["runs"][name]["run"])).history() for name in STRATEGIES}
         entries.append({"folder": str(folder), "seed": seed, **result, "curves": curves})
     return entries
 
@@ -109,11 +110,11 @@ def verdict(entries: list[dict]) -> dict:
 
 
 def _classes(entry: dict) -> int:
-    return len(read_json(Path(entry["runs"]["progressive"]["run"]) / "labels.json"))
+    return len(RunDir(Path(entry["runs"]["progressive"]["run"])).labels())
 
 
 def _test_size(entry: dict) -> int:
-    metrics = read_json(Path(entry["runs"]["progressive"]["run"]) / "metrics.json")
+    metrics = RunDir(Path(entry["runs"]["progressive"]["run"])).metrics()
     return int(metrics.get("n_images") or 0)
 
 
@@ -186,7 +187,7 @@ def bn_fix_note(groups: dict[str, list[dict]]) -> str:
     bug = ("the Keras MobileNets' BatchNorm momentum 0.999 left the moving statistics at their initial values, so "
            "validation and test could sit at chance whatever the training did")
     runs = [Path(entry["runs"][name]["run"]) for entry in none for name in STRATEGIES]
-    if not all("bn_momentum" in (_config_of(run / "config.yaml") or {}) for run in runs):
+    if not all("bn_momentum" in (_config_of(RunDir(run).config_file) or {}) for run in runs):  # as saved, raw
         return (f"- **The weights-none runs predate commit {BN_FIX_COMMIT}** (BatchNorm momentum 0.9 from random "
                 f"weights): {bug}. Their figures are not valid; delete those run folders and rerun.")
     chance = 1 / _classes(none[0])

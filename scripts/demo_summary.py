@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nsl.edge.outputs import read_json_lines
 from nsl.fileio import read_json
+from nsl.rundir import RunDir
 
 
 def read_app_log(jsonl: Path) -> tuple[dict, int, int]:
@@ -23,7 +24,7 @@ def pct(value) -> str:
 
 
 def main(run_dir: str, bundle_dir: str, *app_logs: str) -> int:
-    metrics = read_json(Path(run_dir, "metrics.json"))
+    metrics = RunDir(Path(run_dir)).metrics()
     meta = read_json(Path(bundle_dir, "metadata.json"))
     rows = [("Keras model (best.keras)", pct(metrics["top1"]), pct(metrics["top3"]), "-", "-", "-")]
     for name, info in meta["files"].items():

@@ -62,13 +62,16 @@ def test_classifier_rows_cover_every_file_runtime_and_thread_count(bench):
 
 
 def test_app_rows_per_backend_and_output_with_consistent_stages(bench):
-    merged, _, _ = bench
+    merged, _, bundle = bench
+    defaults = json.loads((bundle / "metadata.json").read_text(encoding="utf-8"))["default_file"]
     loop, p50s, p90s, goal = merged["sections"]["app"]["tables"]
     configs = [("tflite", "headless"), ("tflite", "drawing + video"), ("onnx", "headless"), ("onnx", "drawing + video")]
     assert [(r["backend"], r["output"]) for r in rows_of(loop)] == configs
     for row in rows_of(loop):
         assert row["frames/s"] > 0 and 0 < row["frame p50 ms"] <= row["frame p90 ms"] and row["peak RSS MB"] > 50
-        assert row["model file"] == f"model_int8.{row['backend']}"
+        # the bundle's default int8 file (PTQ or QAT, whichever measured better at export: QAT's one epoch on 84
+        # images makes that choice vary between exports)
+        assert row["model file"] == defaults[row["backend"]] and "int8" in row["model file"]
         assert row["frames with a hand"] > 0.5  # real photos: the tracker finds most hands
     for low, high in zip(rows_of(p50s), rows_of(p90s)):
         for stage in STAGES + ["classifier model"]:
