@@ -32,6 +32,7 @@ from tqdm import tqdm
 from nsl.errors import DataError
 from nsl.fileio import IMAGE_SUFFIXES, is_image_file
 from nsl.labels import Label, label_keys, labels_from_names, load_labels
+from nsl.preprocess import open_header, too_many_pixels
 from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
@@ -199,7 +200,9 @@ def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex
 def probe_image(path: str | Path) -> str | None:
     """Why the file cannot be used as an image (None when it decodes). A quick reduced-size JPEG decode."""
     try:
-        with Image.open(path) as image:
+        with open_header(path) as image:
+            if too_many_pixels(*image.size):
+                return too_many_pixels(*image.size)
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
     except UnidentifiedImageError:

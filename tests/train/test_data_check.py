@@ -134,3 +134,19 @@ def test_colour_modes_of_the_capture_tool_stages():
     kinds = {path.stem: color_kind(Image.open(path)) for path in sorted(folder.glob("*.jpg"))}
     assert kinds == {"1_Original": "colour", "2_Gray": "grey", "5_Adaptive_Threshold": "binary",
                      "6_Threshold": "binary"}
+
+
+def test_a_pixel_bomb_is_unusable_as_training_and_the_device_would_find_it(tmp_path, synth):
+    """Between Pillow's warning (89.5 MP) and its error (179 MP) Pillow decodes; read_image refuses. The check and
+    the trainer's decode check use the same limit, so the report does not count a file training cannot read."""
+    from tests.hostile import png_bomb
+
+    root = shutil.copytree(synth, tmp_path / "data")
+    png_bomb(root / SUBSETS[0] / "0" / "bomb.png", 10000, 10000)  # 100 MP
+    report = check_dataset(root)
+    assert {Path(b["path"]).name: b["reason"] for b in report["bad_files"]} == {
+        "bomb.png": "unreadable (10000x10000 is 100 megapixels, more than the 89.5 MP an image may have "
+                    "(refused before decoding: downscale it))"}
+    from nsl.dataset import load_for_training
+
+    assert "bomb.png" in {Path(path).name for path, _ in load_for_training(root, max_bad_fraction=0.5).bad_files}
