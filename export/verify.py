@@ -121,10 +121,12 @@ def _source_test_split(bundle) -> list:
 def validate_bundle(path: str | Path, data: str | Path | None = None) -> dict[str, dict]:
     """Every file of a bundle on a labelled folder (``data``), or on the source run's test split: each file's
     metadata entry with the measured ``metrics``; int8 files are compared with the float file of their format."""
-    from nsl.edge.bundle import open_bundle
+    from nsl.edge.bundle import open_bundle, open_checked
     from nsl.export.images import load_images, samples_for_labels
 
     bundle = open_bundle(Path(path))
+    for name in bundle.files:  # every file's outputs must be the bundle's labels, or its figures mean nothing
+        open_checked(bundle, name, threads=1)
     samples = samples_for_labels(data, bundle.labels) if data else _source_test_split(bundle)
     images, labels = load_images(samples, bundle.crop, what="validation images")
     results: dict[str, dict] = {}

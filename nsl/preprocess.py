@@ -49,6 +49,14 @@ class CropSpec:
     threshold_c: int = 2
 
     def __post_init__(self):
+        """Checked here as well as by the options: a bundle's metadata builds one from JSON a user may edit."""
+        _check_number("size", self.size, int, 1)
+        _check_number("margin", self.margin, (int, float), 0)
+        _check_number("blur", self.blur, int, 0)
+        _check_number("threshold_block", self.threshold_block, int, 0)
+        _check_number("threshold_c", self.threshold_c, (int, float), float("-inf"))
+        if not isinstance(self.square, bool):
+            raise NslError(f"square must be true or false, got {self.square!r}")
         if self.color_mode not in COLOR_MODES:
             raise NslError(f"color_mode {self.color_mode!r} is not one of {', '.join(COLOR_MODES)}")
         if self.color_mode == "binary" and (self.threshold_block < 3 or self.threshold_block % 2 == 0):
@@ -67,6 +75,15 @@ class CropSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _check_number(name: str, value, kinds, minimum) -> None:
+    """A finite number of ``kinds`` (never a bool) that is at least ``minimum``; else a one-line error."""
+    whole = kinds is int
+    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value) or value < minimum:
+        kind = "a whole number" if whole else "a number"
+        bound = f" >= {minimum}" if np.isfinite(minimum) else ""
+        raise NslError(f"{name} must be {kind}{bound}, got {value!r}")
 
 
 def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
