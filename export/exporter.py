@@ -46,6 +46,7 @@ class ExportOptions:
     max_drop: float = 1.0
     allow_drop: bool = False
     latency_runs: int = LATENCY_RUNS
+    trust_model: bool = False     # load a model file that is not the native format, outside safe mode
 
 
 def _check_model(model, source: ExportSource) -> ExportSource:
@@ -116,7 +117,7 @@ def run_export(options: ExportOptions) -> tuple[Path, dict]:
     source = resolve_source(options.path, options.data, options.labels)
     out = Path(options.out) if options.out else source.default_out
     bundle_meta.check_output(out, options.force)
-    model = load_classifier(source.model_path)
+    model = load_classifier(source.model_path, options.trust_model)
     source = _check_model(model, source)
     calibration = _calibration(options, source)
     crop = source.options.crop

@@ -47,14 +47,17 @@ def load_state(run: RunDir) -> TrainState:
     return state
 
 
-def load_last_model(run: RunDir):
-    """The model of the last complete epoch, compiled with its optimizer state, or None before the first epoch."""
-    import tf_keras as keras
+def load_last_model(run: RunDir, trust: bool = False):
+    """The model of the last complete epoch, compiled with its optimizer state, or None before the first epoch;
+    only the native format, in safe mode, unless ``trust`` (nsl.train.model.check_keras_file)."""
+    from nsl.train.model import load_keras
 
     if not run.last_model.is_file():
         return None
     try:
-        return keras.models.load_model(run.last_model)
+        return load_keras(run.last_model, compile=True, trust=trust)
+    except NslError:
+        raise
     except Exception as err:
         raise NslError(f"{run.last_model}: cannot load the checkpoint ({type(err).__name__}); "
                        f"start a new run or delete it to restart from scratch") from None
