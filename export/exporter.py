@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from nsl.export.report import render_report
 from nsl.export.source import ExportSource, resolve_source
 from nsl.export.verify import LATENCY_RUNS, check_gate, evaluate_file, predict_all, probability_metrics
 from nsl.errors import NslError
-from nsl.fileio import atomic_dir, write_text
+from nsl.fileio import atomic_dir, scratch_dir, write_text
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ def run_export(options: ExportOptions) -> tuple[Path, dict]:
     keras_probs, keras_metrics = _keras_reference(model, *test)
     log.info("Keras model: top1 %.4f top3 %.4f on %d test images", keras_metrics["top1"], keras_metrics["top3"],
              keras_metrics["n_images"])
-    with tempfile.TemporaryDirectory(prefix="nsl-export-") as work, atomic_dir(out, options.force) as tmp:
+    with scratch_dir("nsl-export-") as work, atomic_dir(out, options.force) as tmp:
         files = _build_and_evaluate(options, source, model, calibration, tmp, Path(work), test, keras_probs)
         float_top1 = {fmt: keras_metrics["top1"] for fmt in options.formats}
         failures = check_gate(files, float_top1, options.max_drop, options.allow_drop)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from nsl.errors import NslError
-from nsl.fileio import fsync_path
+from nsl.fileio import fsync_path, owner_tag, remove_stale_temps
 from nsl.rundir import RunDir, TrainState
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ def save_model(model, path: str | Path) -> Path:
     """``model.save`` to a temporary ``.keras`` file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    remove_stale_temps(path.parent, f".{path.stem}.")  # what a killed save left
+    tmp = path.with_name(f".{path.stem}.{owner_tag()}.tmp{path.suffix}")
     try:
         model.save(tmp)
         fsync_path(tmp)
