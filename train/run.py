@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from nsl.config import to_dict
-from nsl.errors import ConfigError, NslError
+from nsl.errors import ConfigError, NslError, disk_full_message, is_disk_full
 from nsl.labels import Label
 from nsl.options import Options
 from nsl.rundir import RunDir, TrainState
@@ -160,11 +160,17 @@ def _train_and_finish(model, options: Options, labels, split, run: RunDir, state
     phases, loop, data = plan
     try:
         model = train_phases(model, phases, data, run, state, history, loop)
+        finish_run(model, options, labels, split, run, history, phases)
     except KeyboardInterrupt:
         log.warning("interrupted after epoch %d; the run is saved, continue it with: nsl train --resume %s",
                     state.epoch, run.path)
         raise
-    finish_run(model, options, labels, split, run, history, phases)
+    except Exception as err:
+        if not is_disk_full(err):
+            raise
+        saved = run.state() or TrainState()  # what the disk holds, not what this session had reached
+        then = f"continue from its last saved epoch ({saved.epoch}) with: nsl train --resume {run.path}"
+        raise NslError(disk_full_message(err, then)) from None
 
 
 def float32_copy(model, options: Options, num_classes: int):
