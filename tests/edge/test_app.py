@@ -291,3 +291,10 @@ def test_cli_predict_classifies_a_phone_photo_upright(tmp_path):
                                                  python=env_python("edge")).stdout.splitlines()]
     assert rows[0]["box"] == [0, 0, 1500, 1000]
 
+
+def test_json_into_a_folder_is_one_line_even_with_the_hand_tracker(tiny_bundle, hand_model, clip, tmp_path):
+    """--json naming a folder gave a traceback, then a second one from the landmarker's destructor."""
+    proc = run_nsl("app", "--model", tiny_bundle, "--source", clip, "--headless", "--hand-model", hand_model,
+                   "--json", tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--json {tmp_path}: cannot write this file (Is a directory)" in error_line(proc)
