@@ -47,6 +47,9 @@ def test_check_finds_planted_problems(planted):
     assert report["color_modes"] == {"colour": 41, "grey": 0, "binary": 0}
     assert report["image_sizes"] == {"48x48": 41}
     assert report["classes"][3]["counts"] == {SUBSETS[0]: 5, SUBSETS[1]: 6}
+    # the class table counts what training can use: not the truncated JPEG (class 1), nor the text file (class 2)
+    assert [row["counts"][SUBSETS[0]] for row in report["classes"]] == [5, 5, 5, 5]
+    assert sum(row["total"] for row in report["classes"]) == sum(report["subsets"].values()) == 41
     assert len(report["warnings"]) == 2
     assert any("near-identical sibling" in note for note in report["notes"])
     text = format_report(report)
