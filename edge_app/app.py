@@ -120,8 +120,8 @@ class App:
         smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
         renderer = Renderer(options.show_landmarks)
         source = source or FrameSource(parse_source(options.source))
-        tracker = make_hands(hand_model, roi, options.hands, mode="video")
         sinks = make_sinks(options.json, options.output, getattr(source.reader, "fps", 30.0), not options.headless)
+        tracker = make_hands(hand_model, roi, options.hands, mode="video")  # last: nothing left to fail after it
         log.info("model %s (%s, %d threads), hands: %s, source: %s", classifier.path.name, classifier.backend,
                  threads, tracker.name, options.source)
         return cls(source, tracker, classifier, renderer, sinks, bundle, smoothers, options.max_frames)

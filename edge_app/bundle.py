@@ -64,12 +64,18 @@ class Bundle:
         if precision is None:
             defaults = (self.metadata.get("default_file", {}) if model == "cnn"
                         else self.metadata.get("models", {}).get(model, {}).get("default_file", {}))
-            if defaults.get(backend):
-                return defaults[backend]
-        matches = [name for name, entry in self.files.items() if entry["format"] == backend
-                   and entry.get("model", "cnn") == model and (precision is None or entry["precision"] == precision)]
+            name = defaults.get(backend) if isinstance(defaults, dict) else None
+            if name:
+                if name not in self.files:  # only listed (and so digest-checked, inside the bundle) files run
+                    raise NslError(f"{self.path / METADATA_FILE}: default file {name!r} of {model} is not listed in "
+                                   f"'files' (a damaged bundle; re-export it)")
+                return name
+        matches = [name for name, entry in self.files.items() if entry.get("format") == backend
+                   and entry.get("model", "cnn") == model
+                   and (precision is None or entry.get("precision") == precision)]
         if not matches:
-            have = ", ".join(f"{e.get('model', 'cnn')} {e['format']} {e['precision']}" for e in self.files.values())
+            have = ", ".join(f"{e.get('model', 'cnn')} {e.get('format')} {e.get('precision')}"
+                             for e in self.files.values())
             raise NslError(f"{self.path}: no {model} {backend} {precision or ''} file in this bundle (it has: {have})")
         return sorted(matches, key=lambda name: ("qat" in name, name))[0]
 
@@ -97,13 +103,50 @@ def read_metadata(path: str | Path) -> dict:
     for key in ("labels", "input", "preprocess", "files"):
         if key not in metadata:
             raise NslError(f"{meta_path}: key '{key}' is missing (a damaged bundle; re-export it)")
+    check_file_list(meta_path, metadata)
     return metadata
+
+
+def check_file_list(meta_path: Path, metadata: dict) -> None:
+    """``files`` is a non-empty mapping of names inside the bundle folder, each with a sha256, and every
+    ``default_file`` is one of them: nothing the metadata names is opened, hashed or run unless it is listed,
+    inside the folder and checked against its digest. Checked before any file is touched, so a tampered
+    name learns nothing about the files outside."""
+    files, defaults = metadata["files"], metadata.get("default_file", {})
+    if not isinstance(files, dict) or not files:
+        raise NslError(f"{meta_path}: 'files' lists no model file (a damaged bundle; re-export it)")
+    for name, entry in files.items():
+        inside_bundle(meta_path, name)
+        digest = entry.get("sha256") if isinstance(entry, dict) else None
+        if not (isinstance(digest, str) and len(digest) == 64 and all(c in "0123456789abcdef" for c in digest)):
+            raise NslError(f"{meta_path}: files[{name!r}] has no sha256 digest (a damaged bundle; re-export it)")
+    if not isinstance(defaults, dict):
+        raise NslError(f"{meta_path}: 'default_file' must map a backend to a file name, got {defaults!r:.60}")
+    for backend, name in defaults.items():
+        if not isinstance(name, str) or name not in files:
+            raise NslError(f"{meta_path}: default_file[{backend!r}] = {name!r:.80} is not one of the files listed "
+                           f"with a digest in 'files' (a damaged or tampered bundle; re-export it)")
+
+
+def inside_bundle(meta_path: Path, name) -> str:
+    """``name`` when it is a relative path that stays inside the bundle folder (symlinks resolved)."""
+    folder = meta_path.parent
+    bad = not isinstance(name, str) or not name or "\0" in name or Path(name).is_absolute() or ".." in Path(name).parts
+    if not bad:
+        try:
+            bad = not (folder / name).resolve().is_relative_to(folder.resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            bad = True
+    if bad:
+        raise NslError(f"{meta_path}: file name {name!r:.80} is not a file inside the bundle folder (a tampered "
+                       f"bundle; re-export it)")
+    return name
 
 
 def verify_files(path: Path, files: dict[str, dict]) -> None:
     """Every listed file exists and has its recorded sha256; a one-line error names the first that does not."""
     for name, entry in files.items():
-        file_path = path / name
+        file_path = path / inside_bundle(path / METADATA_FILE, name)
         if not file_path.is_file():
             raise NslError(f"{file_path}: listed in {METADATA_FILE} but missing (copy the whole bundle folder)")
         if sha256_of(file_path) != entry.get("sha256"):
@@ -117,7 +160,15 @@ def open_bundle(path: str | Path) -> Bundle:
     path = path.parent if path.name == METADATA_FILE else path
     metadata = read_metadata(path)
     verify_files(path, metadata["files"])
-    return Bundle(path, metadata, labels_from_dicts(metadata["labels"]), CropSpec.from_dict(metadata["preprocess"]))
+    meta_path = path / METADATA_FILE
+    preprocess = metadata["preprocess"]
+    if not isinstance(preprocess, dict):
+        raise NslError(f"{meta_path}: 'preprocess' must be a mapping of crop settings, got {preprocess!r:.60}")
+    try:
+        crop = CropSpec.from_dict(preprocess)
+    except NslError as err:
+        raise NslError(f"{meta_path}: preprocess: {err}") from None
+    return Bundle(path, metadata, labels_from_dicts(metadata["labels"], f"{meta_path}: 'labels'"), crop)
 
 
 def open_model(bundle: Bundle, backend: str = "tflite", precision: str | None = None, threads: int | None = None,
@@ -136,8 +187,13 @@ def load_bundle(path: str | Path, backend: str = "tflite", precision: str | None
     """-> (Bundle, Classifier) for ``backend`` ('tflite' | 'onnx') and ``precision`` (None: the default file)."""
     bundle = open_bundle(path)
     name = bundle.file_for(backend, precision)
+    return bundle, open_checked(bundle, name, threads)
+
+
+def open_checked(bundle: Bundle, name: str, threads: int | None = None):
+    """The classifier of one listed file, refused when its output size is not the bundle's label count."""
     classifier = open_classifier(bundle.path / name, threads)
     if classifier.num_classes != len(bundle.labels):
         raise NslError(f"{bundle.path / name}: the model has {classifier.num_classes} outputs but "
                        f"{METADATA_FILE} lists {len(bundle.labels)} labels (re-export the bundle)")
-    return bundle, classifier
+    return classifier

@@ -71,15 +71,35 @@ def parse_roi(text: str) -> Box:
 
 
 class RoiHands:
-    """A fixed region reported as the one hand of every frame (no detector); it is the crop, not grown."""
+    """A fixed region reported as the one hand of every frame (no detector); it is the crop, not grown.
+
+    A region wholly outside a frame is an error (there is nothing of the frame to classify, only black padding);
+    one partly outside is warned about once per frame size (the part outside is padded black)."""
 
     def __init__(self, roi: Box):
         self.roi = tuple(map(float, roi))
         x0, y0, x1, y1 = self.roi
         self.name = f"fixed region {x0:g},{y0:g},{x1 - x0:g},{y1 - y0:g}"  # as --roi x,y,w,h
+        self._checked: set[tuple[int, int]] = set()
 
     def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+        height, width = frame_rgb.shape[:2]
+        if (width, height) not in self._checked:
+            self._check(width, height)
+            self._checked.add((width, height))
         return [Hand(box=self.roi, score=1.0, handedness="roi", grow=False)]
+
+    def _check(self, width: int, height: int) -> None:
+        x0, y0, x1, y1 = self.roi
+        inside_w, inside_h = min(x1, width) - max(x0, 0), min(y1, height) - max(y0, 0)
+        region = self.name.removeprefix("fixed region ")
+        if inside_w <= 0 or inside_h <= 0:
+            raise NslError(f"--roi {region}: the region lies outside the {width}x{height} frame (x, y are pixels "
+                           f"from the top left corner; the frame spans 0..{width - 1}, 0..{height - 1})")
+        share = inside_w * inside_h / ((x1 - x0) * (y1 - y0))
+        if share < 1:
+            log.warning("--roi %s: %.0f%% of the region lies outside the %dx%d frame and is classified as black "
+                        "padding", region, 100 * (1 - share), width, height)
 
     def close(self) -> None:
         pass
@@ -138,8 +158,24 @@ class BoxTracks:
         return out
 
 
+TRACK_MAX_SIDE = 1920  # larger frames are tracked on a copy shrunk to this side (boxes mapped back)
+
+
+def shrink_for_tracking(frame_rgb: np.ndarray, max_side: int = TRACK_MAX_SIDE) -> tuple[np.ndarray, float]:
+    """(frame, 1.0), or a copy whose longer side is ``max_side`` and its scale: MediaPipe converts the whole frame
+    (a 30000 x 30000 still took 10 GB and crashed it), and its models see 192-224 px crops anyway."""
+    height, width = frame_rgb.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return frame_rgb, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(frame_rgb, size, interpolation=cv2.INTER_AREA), scale
+
+
 class MediaPipeHands:
-    """MediaPipe Tasks HandLandmarker; ``mode`` is "video" (tracking across frames) or "image" (stills)."""
+    """MediaPipe Tasks HandLandmarker; ``mode`` is "video" (tracking across frames) or "image" (stills). Frames
+    over ``TRACK_MAX_SIDE`` are tracked shrunk (``shrink_for_tracking``); boxes and landmarks stay in the
+    frame's own pixels."""
 
     def __init__(self, model_path, max_hands: int = 1, mode: str = "video", still_padding: float = 0.25,
                  box_alpha: float = 0.6, min_confidence: float = 0.5):
@@ -175,6 +211,7 @@ class MediaPipeHands:
         return self.landmarker.detect_for_video(image, timestamp)
 
     def detect(self, frame_rgb: np.ndarray, timestamp_ms: int | None = None) -> list[Hand]:
+        frame_rgb, scale = shrink_for_tracking(frame_rgb)
         height, width = frame_rgb.shape[:2]
         pad = 0
         if self.mode == "image" and self.still_padding > 0:
@@ -186,7 +223,7 @@ class MediaPipeHands:
             # call, so make that call now on this frame instead of missing it
             result = self._run(frame_rgb, self.last_timestamp + 1)
         self.had_hands = bool(result.hand_landmarks)
-        found = [_found_hand(points, categories, world, frame_rgb.shape, pad) for points, categories, world
+        found = [_found_hand(points, categories, world, frame_rgb.shape, pad, scale) for points, categories, world
                  in zip(result.hand_landmarks, result.handedness, _world_of(result))]
         tracked = self.tracks.update([landmark_box(pixels) for pixels, _, _, _ in found])
         return [Hand(box=box, score=score, handedness=side, landmarks=pixels, track_id=track_id, world=world)
@@ -207,11 +244,13 @@ def _world_of(result) -> list:
     return list(world) + [None] * (len(result.hand_landmarks) - len(world))
 
 
-def _found_hand(points, categories, world, shape, pad: int) -> tuple:
-    """(landmarks (21, 3) in the unpadded frame's pixels, z scaled like x; handedness; its score; world (21, 3))."""
+def _found_hand(points, categories, world, shape, pad: int, scale: float = 1.0) -> tuple:
+    """(landmarks (21, 3) in the original frame's pixels (``scale``: how much the tracked frame was shrunk), z
+    scaled like x; handedness; its score; world (21, 3))."""
     width, height = shape[1], shape[0]
     pixels = np.array([(p.x * width, p.y * height, p.z * width) for p in points], dtype=float)
     pixels[:, :2] -= pad
+    pixels /= scale
     best = max(categories, key=lambda c: c.score) if categories else None
     metres = np.array([(p.x, p.y, p.z) for p in world], dtype=float) if world else None
     return pixels, best.category_name if best else "", float(best.score) if best else 0.0, metres

@@ -53,8 +53,12 @@ class JsonLines(Sink):
             self.stream = sys.stdout
         else:
             path = Path(target).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.stream = open(path, "w", encoding="utf-8")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self.stream = open(path, "w", encoding="utf-8")
+            except OSError as err:  # a folder, /proc, a read-only mount, no permission
+                raise NslError(f"--json {target}: cannot write this file ({err.strerror or err}); "
+                               f"name a file in a writable folder, or - for stdout") from None
 
     def write(self, record: dict) -> None:
         self.stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")

@@ -81,6 +81,8 @@ def predict_images(bundle, classifier, paths: list[Path], tracker, top: int = 3)
             continue
         boxes, probs = _classify(image, tracker, bundle, classifier)
         rows += _rows(path, boxes, probs, bundle.labels, top)
+    if all(row.get("text") == "unreadable" for row in rows):  # nothing classified is not a result
+        raise NslError(f"none of the {len(paths)} image(s) can be read (first: {rows[0]['error']})")
     return rows
 
 

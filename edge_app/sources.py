@@ -25,6 +25,8 @@ from nsl.fileio import IMAGE_SUFFIXES, is_image_file
 
 log = logging.getLogger(__name__)
 
+STREAM_TIMEOUT_S = 10  # a stream that sends nothing for this long (opening or reading) counts as lost
+
 
 @dataclass(frozen=True)
 class SourceSpec:
@@ -67,7 +69,8 @@ def parse_source(text: str | int) -> SourceSpec:
 
 
 class FolderReader:
-    """The images of a folder (or one image file), sorted by name; unreadable files are skipped and logged."""
+    """The images of a folder (or one image file), sorted by name; unreadable files are skipped and logged, and a
+    folder without one readable image fails at start (rather than a run of zero frames that reports success)."""
 
     fps = 30.0
 
@@ -77,16 +80,27 @@ class FolderReader:
                       sorted(p for p in path.iterdir() if is_image_file(p)))
         if not self.files:
             raise NslError(f"--source {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        self.position = 0
+        self.position, self.first_error = 0, None
+        self.pending = self._next()
+        if self.pending is None:
+            raise NslError(f"--source {path}: none of its {len(self.files)} image(s) can be read "
+                           f"(first: {self.first_error})")
 
-    def read(self) -> np.ndarray | None:
+    def _next(self) -> np.ndarray | None:
         while self.position < len(self.files):
             path, self.position = self.files[self.position], self.position + 1
             try:
                 return read_image(path)
             except NslError as err:
                 log.warning("skipping %s", err)
+                self.first_error = self.first_error or err
         return None
+
+    def read(self) -> np.ndarray | None:
+        if self.pending is None:
+            return self._next()
+        image, self.pending = self.pending, None
+        return image
 
     def release(self) -> None:
         pass
@@ -98,7 +112,13 @@ class CaptureReader:
 
     def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture):
         target = str(spec.target) if isinstance(spec.target, Path) else spec.target
-        self.capture = opener(target, cv2.CAP_GSTREAMER) if spec.kind == "gstreamer" else opener(target)
+        if spec.kind == "stream":  # OpenCV's FFmpeg waits 30 s by default, in silence, for a server that sends nothing
+            log.info("%s: connecting (giving up after %d s without data)", target, STREAM_TIMEOUT_S)
+            timeout_ms = STREAM_TIMEOUT_S * 1000
+            self.capture = opener(target, cv2.CAP_ANY, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms,
+                                                        cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms])
+        else:
+            self.capture = opener(target, cv2.CAP_GSTREAMER) if spec.kind == "gstreamer" else opener(target)
         if not self.capture.isOpened():
             self.capture.release()
             raise NslError(_cannot_open(spec))
@@ -115,7 +135,8 @@ class CaptureReader:
 
 def _cannot_open(spec: SourceSpec) -> str:
     hints = {"camera": "check the index or device path, that it is connected, and that no other program holds it",
-             "stream": "check the URL and that the stream is reachable", "video": "not a readable video file",
+             "stream": f"refused, or nothing received within {STREAM_TIMEOUT_S} s: check the URL and that the stream "
+                       "is reachable", "video": "not a readable video file",
              "gstreamer": "check the pipeline; it must end in appsink"}
     return f"--source {spec.target}: cannot open ({hints[spec.kind]})"
 
@@ -130,8 +151,8 @@ class FrameSource:
 
     def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture, backoff: tuple = (0.5, 10.0)):
         self.spec, self.opener, self.backoff = spec, opener, backoff
-        self.reader = open_reader(spec, opener)  # fails at start with a clear message
         self.status = ""                         # shown on screen while the source is lost
+        self.reader = self._first_open()
         self.dropped = self.reconnects = 0
         self._delay = backoff[0]
         self._frame: Frame | None = None
@@ -139,6 +160,17 @@ class FrameSource:
         self._stopped = self._ended = False
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._started = time.monotonic()
+
+    def _first_open(self):
+        """The reader; a source that cannot be opened fails at start with a clear message, except a stream,
+        which is retried like a lost one (a camera on the network may come up after the device)."""
+        try:
+            return open_reader(self.spec, self.opener)
+        except NslError as err:
+            if self.spec.kind != "stream":
+                raise
+            log.warning("%s; retrying as for a lost stream", err)
+            return None
 
     @property
     def ended(self) -> bool:

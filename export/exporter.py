@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from nsl.export.report import render_report
 from nsl.export.source import ExportSource, resolve_source
 from nsl.export.verify import LATENCY_RUNS, check_gate, evaluate_file, predict_all, probability_metrics
 from nsl.errors import NslError
-from nsl.fileio import atomic_dir, write_text
+from nsl.fileio import atomic_dir, scratch_dir, write_text
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +45,7 @@ class ExportOptions:
     max_drop: float = 1.0
     allow_drop: bool = False
     latency_runs: int = LATENCY_RUNS
+    trust_model: bool = False     # load a model file that is not the native format, outside safe mode
 
 
 def _check_model(model, source: ExportSource) -> ExportSource:
@@ -113,7 +113,7 @@ def _export_cnn(options: ExportOptions, source: ExportSource, tmp: Path, work: P
     """The CNN's files -> (entries, Keras figures, gate failures, calibration size, source checked)."""
     from nsl.train.model import load_classifier
 
-    model = load_classifier(source.model_path)
+    model = load_classifier(source.model_path, options.trust_model)
     source = _check_model(model, source)
     calibration = _calibration(options, source)
     test = load_images(source.test, source.options.crop, source.data_root, what="test images")
@@ -145,7 +145,7 @@ def run_export(options: ExportOptions) -> tuple[Path, dict]:
     source = resolve_source(options.path, options.data, options.labels)
     out = Path(options.out) if options.out else source.default_out
     bundle_meta.check_output(out, options.force)
-    with tempfile.TemporaryDirectory(prefix="nsl-export-") as work, atomic_dir(out, options.force) as tmp:
+    with scratch_dir("nsl-export-") as work, atomic_dir(out, options.force) as tmp:
         files, keras_metrics, failures, calibrated = {}, {}, [], 0
         if source.model_path is not None:
             files, keras_metrics, failures, calibrated, source = _export_cnn(options, source, tmp, Path(work))

@@ -53,7 +53,7 @@ def export_landmarks(run: RunDir, options, labels, tmp: Path, work: Path) -> tup
 
     arrays = load_arrays(run)
     layout = run.options().landmarks.layout
-    model = load_classifier(run.landmark_model)
+    model = load_classifier(run.landmark_model, options.trust_model)
     test, calibration = arrays["test"], arrays["train"]["features"]
     keras_probs = np.asarray(model(test["features"], training=False), np.float32)
     keras = probability_metrics(keras_probs, test["labels"], None)

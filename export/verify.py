@@ -122,10 +122,12 @@ def validate_bundle(path: str | Path, data: str | Path | None = None) -> dict[st
     """Every CNN file of a bundle on a labelled folder (``data``, its images as ready crops), or on the source run's
     test split: each file's metadata entry with the measured ``metrics``; int8 files are compared with the float
     file of their format. (The landmark files are measured through the device path: nsl.edge.evaluate.)"""
-    from nsl.edge.bundle import open_bundle
+    from nsl.edge.bundle import open_bundle, open_checked
     from nsl.export.images import load_images, samples_for_labels
 
     bundle = open_bundle(Path(path))
+    for name in bundle.files:  # every file's outputs must be the bundle's labels, or its figures mean nothing
+        open_checked(bundle, name, threads=1)
     samples = samples_for_labels(data, bundle.labels) if data else _source_test_split(bundle)
     images, labels = load_images(samples, bundle.crop, what="validation images")
     results: dict[str, dict] = {}

@@ -9,7 +9,7 @@ import logging
 import sys
 
 from nsl import __version__
-from nsl.errors import NslError
+from nsl.errors import NslError, disk_full_message, is_disk_full
 
 COMMAND_MODULES = ("nsl.commands.data", "nsl.commands.train", "nsl.commands.export", "nsl.commands.edge", "nsl.bench")
 log = logging.getLogger("nsl")
@@ -50,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nsl {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # a full disk is the user's to fix, whichever library hit it; anything else is a bug
+        if not is_disk_full(err):
+            raise
+        if args.verbose:
+            log.exception("error")
+        print(f"nsl {args.command}: error: {disk_full_message(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

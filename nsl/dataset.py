@@ -19,7 +19,9 @@ No TensorFlow here (the edge environment scans folders too); only TFRecord extra
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from tqdm import tqdm
 from nsl.errors import DataError
 from nsl.fileio import IMAGE_SUFFIXES, is_image_file
 from nsl.labels import Label, label_keys, labels_from_names, load_labels
+from nsl.preprocess import open_header, too_many_pixels
 from nsl.samples import Sample
 
 log = logging.getLogger(__name__)
@@ -168,6 +171,18 @@ def _collect(root: Path, layout: str, class_folders: dict[str, list[Path]], labe
     return index
 
 
+def _missing_reason(root: Path) -> str:
+    """Why ``root`` does not exist: no such path, a link to nothing, or a loop of symbolic links."""
+    if not root.is_symlink():
+        return "dataset folder not found"
+    try:
+        root.resolve(strict=True)
+    except (RuntimeError, OSError) as err:  # Python 3.11-3.12 report a loop as RuntimeError, later ones as ELOOP
+        if isinstance(err, RuntimeError) or err.errno == errno.ELOOP:
+            return "a loop of symbolic links (it leads back to itself); point it at the dataset folder"
+    return f"a symbolic link to {os.readlink(root)}, which does not exist"
+
+
 def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex:
     """Index a dataset folder (no decoding): labels, samples (absolute paths) in a fixed order, and zero-byte
     files as bad files."""
@@ -175,7 +190,7 @@ def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex
         raise DataError("no dataset given: pass data=FOLDER (the published layout, class folders or TFRecords)")
     root = Path(root).expanduser()
     if not root.exists():
-        raise DataError(f"{root}: dataset folder not found")
+        raise DataError(f"{root}: {_missing_reason(root)}")
     records = find_tfrecords(root)
     if records:
         if _record_extractor is None:
@@ -199,7 +214,9 @@ def scan_dataset(root: str | Path, labels: str | Path = "nsl36") -> DatasetIndex
 def probe_image(path: str | Path) -> str | None:
     """Why the file cannot be used as an image (None when it decodes). A quick reduced-size JPEG decode."""
     try:
-        with Image.open(path) as image:
+        with open_header(path) as image:
+            if too_many_pixels(*image.size):
+                return too_many_pixels(*image.size)
             image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
     except UnidentifiedImageError:

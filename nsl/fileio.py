@@ -1,16 +1,27 @@
 """Files: atomic writes (a file or a folder appears whole or not at all, so an interrupted run never leaves half a
-file), content hashes, and the file-name suffixes of images and videos that every stage recognises."""
+file), content hashes, and the file-name suffixes of images and videos that every stage recognises.
+
+Temporary entries carry their writer (``.NAME.HOST-PID.XXXX.tmp``, ``PREFIXHOST-PID.XXXX``): what a killed run left
+(kill -9, a power cut) is removed by the next write of the same name once that process is gone from this host."""
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from nsl.errors import NslError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
@@ -57,6 +68,53 @@ def fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
+def owner_tag() -> str:
+    """``HOST-PID`` of this process, as its temporary entries are named."""
+    host = re.sub(r"[^A-Za-z0-9-]", "", socket.gethostname())[:32] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path, prefix: str) -> list[Path]:
+    """Remove the entries ``PREFIX HOST-PID.*`` of ``folder`` that a process of this host left and that is no
+    longer running; others' entries (another host sharing the folder, a live writer) are kept."""
+    host, _, _ = owner_tag().rpartition("-")
+    removed = []
+    for entry in Path(folder).glob(glob.escape(prefix) + "*"):
+        writer, _, pid = entry.name[len(prefix):].split(".", 1)[0].rpartition("-")
+        if writer != host or not pid.isdigit() or _running(int(pid)):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        log.info("removed %s (left by an interrupted run)", entry)
+        removed.append(entry)
+    return removed
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A private folder in the system temp folder, removed afterwards; first the folders of ``prefix`` that killed
+    runs of this host left there are removed."""
+    root = Path(tempfile.gettempdir())
+    remove_stale_temps(root, prefix)
+    path = Path(tempfile.mkdtemp(prefix=f"{prefix}{owner_tag()}.", dir=root))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -74,7 +132,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path.parent, f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner_tag()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     _default_mode(tmp_path, directory=False)
@@ -99,7 +158,11 @@ def write_json(path: str | Path, data, indent: int = 2) -> Path:
 
 
 def read_json(path: str | Path):
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """A JSON file's value; a one-line error naming the file when it is not JSON."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise NslError(f"{path}: not valid JSON ({err})") from None
 
 
 @contextmanager
@@ -110,7 +173,8 @@ def atomic_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path.parent, f".{path.name}.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{owner_tag()}.", suffix=".tmp", dir=path.parent))
     _default_mode(tmp, directory=True)
     try:
         yield tmp

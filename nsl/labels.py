@@ -75,5 +75,18 @@ def labels_to_dicts(labels: list[Label]) -> list[dict]:
     return [asdict(label) for label in labels]
 
 
-def labels_from_dicts(rows: list[dict]) -> list[Label]:
-    return [Label(int(r["index"]), str(r["name"]), str(r.get("roman", r["name"]))) for r in rows]
+def labels_from_dicts(rows: list[dict], source: str = "labels") -> list[Label]:
+    """``[{"index": 0, "name": "क", "roman": "ka"}, ...]`` (a run's labels.json, a bundle's ``labels``) -> labels;
+    a one-line error starting with ``source`` unless it is a non-empty list whose indices are 0, 1, 2, ..."""
+    if not isinstance(rows, list) or not rows:
+        raise NslError(f"{source}: expected a non-empty list of {{index, name, roman}} objects, "
+                       f"got {type(rows).__name__} {str(rows)[:40]!r}")
+    labels = []
+    for position, row in enumerate(rows):
+        index = row.get("index") if isinstance(row, dict) else None
+        name = row.get("name") if isinstance(row, dict) else None
+        if type(index) is not int or index != position or not isinstance(name, str):
+            raise NslError(f"{source}: entry {position} must be {{\"index\": {position}, \"name\": TEXT, ...}} "
+                           f"(the labels in output order), got {str(row)[:60]}")
+        labels.append(Label(index, name, str(row.get("roman", name))))
+    return labels

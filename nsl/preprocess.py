@@ -8,15 +8,32 @@ Order, everywhere: (crop the hand box) -> resize to the model input -> colour mo
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from nsl.errors import NslError
 
 COLOR_MODES = ("color", "grey", "binary")
+# Pillow's own limit (a 256 MB RGB frame, 89.5 MP): a file whose header asks for more is refused before decoding.
+# OpenCV's decoders allow 1 Gpx, and a 30000 x 30000 PNG of 2.7 MB then takes gigabytes.
+MAX_PIXELS = (1 << 30) // 4 // 3
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> the turn that shows the stored pixels upright (as Pillow's ImageOps.exif_transpose does)
+_UPRIGHT = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: cv2.transpose,
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.rotate(cv2.transpose(a), cv2.ROTATE_180),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,14 @@ class CropSpec:
     threshold_c: int = 2
 
     def __post_init__(self):
+        """Checked here as well as by the options: a bundle's metadata builds one from JSON a user may edit."""
+        _check_number("size", self.size, int, 1)
+        _check_number("margin", self.margin, (int, float), 0)
+        _check_number("blur", self.blur, int, 0)
+        _check_number("threshold_block", self.threshold_block, int, 0)
+        _check_number("threshold_c", self.threshold_c, (int, float), float("-inf"))
+        if not isinstance(self.square, bool):
+            raise NslError(f"square must be true or false, got {self.square!r}")
         if self.color_mode not in COLOR_MODES:
             raise NslError(f"color_mode {self.color_mode!r} is not one of {', '.join(COLOR_MODES)}")
         if self.color_mode == "binary" and (self.threshold_block < 3 or self.threshold_block % 2 == 0):
@@ -52,6 +77,15 @@ class CropSpec:
         return asdict(self)
 
 
+def _check_number(name: str, value, kinds, minimum) -> None:
+    """A finite number of ``kinds`` (never a bool) that is at least ``minimum``; else a one-line error."""
+    whole = kinds is int
+    if isinstance(value, bool) or not isinstance(value, kinds) or not np.isfinite(value) or value < minimum:
+        kind = "a whole number" if whole else "a number"
+        bound = f" >= {minimum}" if np.isfinite(minimum) else ""
+        raise NslError(f"{name} must be {kind}{bound}, got {value!r}")
+
+
 def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     """Any frame (grey, grey with a channel axis, 3-channel, 4-channel with alpha; uint8 or not) -> RGB uint8."""
     image = np.asarray(image)
@@ -66,8 +100,47 @@ def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
 
 
+def too_many_pixels(width: int, height: int) -> str | None:
+    """Why an image of this size is refused (more than ``MAX_PIXELS``), or None. The same limit everywhere a
+    file is decoded: the device, training, calibration, ``nsl data check``."""
+    if width * height <= MAX_PIXELS:
+        return None
+    return (f"{width}x{height} is {width * height / 1e6:.0f} megapixels, more than the {MAX_PIXELS / 1e6:.1f} MP "
+            f"an image may have (refused before decoding: downscale it)")
+
+
+def open_header(source) -> Image.Image:
+    """``Image.open``: the header is read, pixels only on ``load()``. Pillow's own warning at ``MAX_PIXELS`` is
+    silenced (callers refuse ``too_many_pixels`` themselves); above twice that it raises DecompressionBombError."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source)
+
+
+def _header(path: Path, data: np.ndarray) -> tuple[int, int, int]:
+    """(width, height, EXIF orientation) from the file's header alone (Pillow reads no pixels here)."""
+    try:
+        with open_header(io.BytesIO(data.tobytes())) as image:
+            width, height = image.size
+            if too_many_pixels(width, height):
+                return width, height, 1
+            exif = Image.Exif()  # a PNG's getexif() would decode the whole image to look for a late chunk
+            if image.format == "PNG":
+                exif.load(image.info.get("exif") or b"")
+            else:
+                exif = image.getexif()
+            orientation = exif.get(EXIF_ORIENTATION, 1)
+    except Image.DecompressionBombError as err:
+        raise NslError(f"{path}: {err} (refused before decoding: downscale it)") from None
+    except Exception as err:  # Pillow raises many types on a hostile header; none may escape as a traceback
+        reason = "unknown format" if "cannot identify" in str(err) else f"{type(err).__name__}: {err}"[:120]
+        raise NslError(f"{path}: not a readable image ({reason})") from None
+    return width, height, orientation if orientation in _UPRIGHT else 1
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB uint8; a one-line error names the file when it cannot be read."""
+    """Decode an image file to RGB uint8, upright as a viewer shows it (its EXIF orientation applied); a one-line
+    error names the file when it cannot be read, or when its header asks for more than ``MAX_PIXELS``."""
     path = Path(path)
     try:
         data = np.fromfile(path, dtype=np.uint8)
@@ -75,12 +148,19 @@ def read_image(path: str | Path) -> np.ndarray:
         raise NslError(f"{path}: cannot read ({err.strerror or err})") from None
     if data.size == 0:
         raise NslError(f"{path}: empty file (0 bytes)")
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    width, height, orientation = _header(path, data)
+    if too_many_pixels(width, height):
+        raise NslError(f"{path}: {too_many_pixels(width, height)}")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        raise NslError(f"{path}: not a readable image ({str(err).strip().splitlines()[-1][:120]})") from None
     if image is None:
         raise NslError(f"{path}: not a readable image (corrupt, truncated or not an image format)")
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
-    return to_rgb(image, bgr=True)
+    rgb = to_rgb(image, bgr=True)
+    return _UPRIGHT[orientation](rgb) if orientation != 1 else rgb
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:

@@ -203,7 +203,7 @@ class RunDir:
         return resolve(base=saved, check_paths=False)
 
     def labels(self) -> list[Label]:
-        return labels_from_dicts(read_json(self.labels_file))
+        return labels_from_dicts(read_json(self.labels_file), str(self.labels_file))
 
     def split(self) -> dict[str, list[Sample]]:
         return load_split(self.split_file)

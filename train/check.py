@@ -15,7 +15,7 @@ import logging
 import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -171,11 +171,13 @@ def check_dataset(root: str | Path, labels: str | Path = "nsl36", split_file: st
     facts = _inspect_all(paths, workers)
     bad = index.bad_files + [(p, f.problem) for p, f in zip(paths, facts) if f.problem]
     good = [(p, f) for p, f in zip(paths, facts) if not f.problem]
+    usable = {p for p, _ in good}  # the class table counts what training can use, as the usable total does
+    counted = replace(index, samples=[s for s in index.samples if s.path in usable])
     sizes = Counter(f"{f.width}x{f.height}" for _, f in good)
     exact, near, pairs = _duplicates([p for p, _ in good], [f for _, f in good], distance)
     report = {"root": str(index.root), "layout": index.layout, "images": len(paths) + len(index.bad_files),
-              "usable_images": len(good), "labels": len(index.labels), "classes": _class_table(index),
-              "subsets": {name: sum(t.values()) for name, t in index.counts().items()},
+              "usable_images": len(good), "labels": len(index.labels), "classes": _class_table(counted),
+              "subsets": {name: sum(t.values()) for name, t in counted.counts().items()},
               "bad_files": [{"path": p, "reason": r} for p, r in bad], "other_files": index.other_files,
               "color_modes": {kind: sum(f.color == kind for _, f in good) for kind in ("colour", "grey", "binary")},
               "image_sizes": dict(sizes.most_common()), "exact_duplicates": exact, "near_duplicates": near}

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from nsl.errors import NslError
-from nsl.fileio import fsync_path
+from nsl.fileio import fsync_path, owner_tag, remove_stale_temps
 from nsl.rundir import RunDir, TrainState
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,8 @@ def save_model(model, path: str | Path) -> Path:
     """``model.save`` to a temporary ``.keras`` file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    remove_stale_temps(path.parent, f".{path.stem}.")  # what a killed save left
+    tmp = path.with_name(f".{path.stem}.{owner_tag()}.tmp{path.suffix}")
     try:
         model.save(tmp)
         fsync_path(tmp)
@@ -47,14 +48,17 @@ def load_state(run: RunDir) -> TrainState:
     return state
 
 
-def load_last_model(run: RunDir):
-    """The model of the last complete epoch, compiled with its optimizer state, or None before the first epoch."""
-    import tf_keras as keras
+def load_last_model(run: RunDir, trust: bool = False):
+    """The model of the last complete epoch, compiled with its optimizer state, or None before the first epoch;
+    only the native format, in safe mode, unless ``trust`` (nsl.train.model.check_keras_file)."""
+    from nsl.train.model import load_keras
 
     if not run.last_model.is_file():
         return None
     try:
-        return keras.models.load_model(run.last_model)
+        return load_keras(run.last_model, compile=True, trust=trust)
+    except NslError:
+        raise
     except Exception as err:
         raise NslError(f"{run.last_model}: cannot load the checkpoint ({type(err).__name__}); "
                        f"start a new run or delete it to restart from scratch") from None

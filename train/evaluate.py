@@ -75,7 +75,7 @@ def evaluate(model, samples: list[Sample], options: Options, class_labels: list[
     return metrics
 
 
-def validate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
+def validate_run(run_dir: str | Path, data: str | Path | None = None, trust_model: bool = False) -> dict:
     """`nsl val RUN_DIR [--data DIR]`: the run's best model on its test split, or on every image of ``data``."""
     from nsl.dataset import load_for_training
     from nsl.errors import DataError
@@ -85,7 +85,7 @@ def validate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     run = RunDir.open(run_dir)
     options, labels = run.options(), run.labels()
     set_up_tensorflow(options.hparams)
-    model = load_classifier(run.require_model())
+    model = load_classifier(run.require_model(), trust_model)
     if data is None:
         samples, source = run.test_samples()
         source = source.split(" (")[0]

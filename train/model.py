@@ -9,6 +9,7 @@ inside a Model): tfmot's QAT accepts it, and phases address backbone layers by i
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 
 from nsl.errors import ConfigError, NslError
@@ -21,6 +22,9 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "predictions"
 HEAD_LAYERS = (INPUT_NAME, "rescale", "pool", "dropout", OUTPUT_NAME)
 OFFLINE_HINT = "../shared/weights/mobilenet_v2_1.0_224_no_top.h5"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+TRUST_HINT = ("loading it could run Python code it carries (a Lambda layer), so it is refused; pass --trust-model "
+              "only if you made it or trust who did")
 
 
 def build_classifier(options: ModelOptions, num_classes: int, dropout: float | None = None):
@@ -80,14 +84,45 @@ def backbone_layers(model) -> list:
     return [layer for layer in model.layers if layer.name not in HEAD_LAYERS]
 
 
-def load_classifier(path: str | Path):
-    """Load a saved classifier (.keras) without compiling it; one-line error when it cannot be read."""
+def check_keras_file(path: str | Path, trust: bool = False) -> None:
+    """Refuse, unless ``trust``, a model file that is not the native Keras format (a zip holding config.json,
+    named .keras), whatever its name says: tf_keras loads an HDF5 file through its legacy path, where safe mode
+    does not apply and a Lambda layer's code runs on load. Reads the file's signature only (no TensorFlow)."""
+    path = Path(path)
+    if trust:
+        return
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(HDF5_SIGNATURE))
+        with zipfile.ZipFile(path) as archive:
+            native = path.suffix == ".keras" and "config.json" in archive.namelist()
+    except OSError as err:
+        raise NslError(f"{path}: cannot read the model file ({err.strerror or err})") from None
+    except (zipfile.BadZipFile, ValueError, EOFError):  # not a zip (or a damaged one)
+        native = False
+    if not native:
+        kind = ("an HDF5 (legacy Keras) file, not the native .keras format" if head == HDF5_SIGNATURE
+                else "not a native Keras model (a .keras zip holding config.json)")
+        raise NslError(f"{path}: {kind}; {TRUST_HINT}")
+
+
+def load_keras(path: str | Path, compile: bool = False, trust: bool = False):
+    """``keras.models.load_model`` of a checked file (``check_keras_file``), with safe mode on unless ``trust``."""
     import tf_keras as keras
 
+    check_keras_file(path, trust)
+    return keras.models.load_model(path, compile=compile, safe_mode=not trust)
+
+
+def load_classifier(path: str | Path, trust: bool = False):
+    """Load a saved classifier (.keras) without compiling it; one-line error when it cannot be read, is not the
+    native format, or needs code to load (safe mode), unless ``trust``."""
     path = Path(path)
     if not path.is_file():
         raise NslError(f"{path}: model file not found (is this a finished 'nsl train' run?)")
     try:
-        return keras.models.load_model(path, compile=False)
+        return load_keras(path, compile=False, trust=trust)
+    except NslError:
+        raise
     except Exception as err:
         raise NslError(f"{path}: cannot load the model ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None

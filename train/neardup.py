@@ -15,6 +15,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from nsl.preprocess import open_header, too_many_pixels
+
 log = logging.getLogger(__name__)
 
 BLOCK_ROWS = 256
@@ -27,8 +29,11 @@ DECODE_SIZE = 256  # big photos are decoded at a reduced scale (JPEG draft), at 
 def open_reduced(source) -> tuple[Image.Image, tuple[int, int], str]:
     """(decoded image, original (width, height), original mode) of a path or file object; big JPEGs are
     decoded at a reduced scale. Raises OSError / ValueError / SyntaxError when the file does not decode."""
-    image = Image.open(source)
+    image = open_header(source)  # the pixel limit of every decoder (nsl.preprocess), checked before decoding
     size, mode = image.size, image.mode
+    if too_many_pixels(*size):
+        image.close()
+        raise ValueError(too_many_pixels(*size))
     image.draft("RGB", (DECODE_SIZE, DECODE_SIZE))
     image.load()
     return image, size, mode

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 from nsl.config import to_dict
-from nsl.errors import ConfigError, NslError
+from nsl.errors import ConfigError, NslError, disk_full_message, is_disk_full
 from nsl.labels import Label
 from nsl.options import Options
 from nsl.rundir import RunDir, TrainState
@@ -122,12 +122,17 @@ def _landmarks_only(options: Options, labels, split, arrays, run_dir) -> Path:
     return run.path
 
 
-def resume_run(run_dir: str | Path, extra_callbacks=()) -> Path:
-    """Continue an interrupted run at the phase and epoch of its last checkpoint."""
+def resume_run(run_dir: str | Path, extra_callbacks=(), trust_model: bool = False) -> Path:
+    """Continue an interrupted run at the phase and epoch of its last checkpoint. Its model files must be in the
+    native format (checked before any training) unless ``trust_model``: a run folder may come from anyone."""
     from nsl.train.checkpoint import load_last_model, load_state
+    from nsl.train.model import check_keras_file
     from nsl.train.trainer import distribution_scope, set_up_tensorflow, use_mixed_precision
 
     run = RunDir.open(run_dir)
+    for model_file in (run.last_model, run.best_model):
+        if model_file.is_file():
+            check_keras_file(model_file, trust_model)
     options, labels, split = run.options(), run.labels(), run.split()
     state = load_state(run)
     if state.finished and run.metrics_file.is_file():
@@ -138,16 +143,16 @@ def resume_run(run_dir: str | Path, extra_callbacks=()) -> Path:
     history = run.history(up_to_epoch=state.epoch)
     log.info("resuming %s at phase %d, epoch %d", run.path, state.phase + 1, state.epoch + 1)
     with distribution_scope():
-        model = load_last_model(run) if state.epoch else None
+        model = load_last_model(run, trust_model) if state.epoch else None
         if model is None:
             model = _new_model(options, len(labels))
             state.phase = state.phase_epoch = 0
-        plan = _plan(model, options, labels, split, extra_callbacks)
+        plan = _plan(model, options, labels, split, extra_callbacks, trust_model)
         _train_and_finish(model, options, labels, split, run, state, history, plan)
     return run.path
 
 
-def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=()) -> Path:
+def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=(), trust_model: bool = False) -> Path:
     """``run_dir`` finished with ``options``: reused when it is, resumed when it was interrupted, trained when it is
     absent or stopped before its first checkpoint. A run made with other options is an error, never overwritten."""
     from nsl.train.hands import with_models_resolved
@@ -164,14 +169,14 @@ def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=()) -> Pat
         log.info("reusing %s (finished)", run.path)
         return run.path
     if run.can_resume:
-        return resume_run(run.path, extra_callbacks)
+        return resume_run(run.path, extra_callbacks, trust_model)
     if run.path.exists():
         log.info("%s stopped before its first checkpoint: starting it again", run.path)
         shutil.rmtree(run.path)
     return train_run(options, run.path, extra_callbacks)
 
 
-def _plan(model, options: Options, labels, split, extra_callbacks):
+def _plan(model, options: Options, labels, split, extra_callbacks, trust_model: bool = False):
     """Phases, loop options and datasets, checked against the model (every phase's ``trainable`` must resolve)."""
     from nsl.train.phases import trainable_layers
     from nsl.train.trainer import LoopOptions
@@ -182,7 +187,8 @@ def _plan(model, options: Options, labels, split, extra_callbacks):
             trainable_layers(model, phase.trainable)
         except ConfigError as err:
             raise ConfigError(f"config key 'phases', phase '{phase.name}': {err}") from None
-    return phases, LoopOptions.from_options(options, extra_callbacks), fit_data(options, split, len(labels))
+    loop = LoopOptions.from_options(options, extra_callbacks, trust_model)
+    return phases, loop, fit_data(options, split, len(labels))
 
 
 def _train_and_finish(model, options: Options, labels, split, run: RunDir, state, history, plan) -> None:
@@ -191,11 +197,17 @@ def _train_and_finish(model, options: Options, labels, split, run: RunDir, state
     phases, loop, data = plan
     try:
         model = train_phases(model, phases, data, run, state, history, loop)
+        finish_run(model, options, labels, split, run, history, phases)
     except KeyboardInterrupt:
         log.warning("interrupted after epoch %d; the run is saved, continue it with: nsl train --resume %s",
                     state.epoch, run.path)
         raise
-    finish_run(model, options, labels, split, run, history, phases)
+    except Exception as err:
+        if not is_disk_full(err):
+            raise
+        saved = run.state() or TrainState()  # what the disk holds, not what this session had reached
+        then = f"continue from its last saved epoch ({saved.epoch}) with: nsl train --resume {run.path}"
+        raise NslError(disk_full_message(err, then)) from None
 
 
 def float32_copy(model, options: Options, num_classes: int):

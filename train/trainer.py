@@ -21,6 +21,7 @@ from nsl.train.callbacks import Checkpointer, EpochRecorder, GlobalBest, Progres
 from nsl.options import HParams, Options, Phase
 from nsl.rundir import RunDir, TrainState
 from nsl.train.checkpoint import save_checkpoint
+from nsl.train.model import load_classifier
 from nsl.train.phases import apply_phase, count_trainable_params
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,11 @@ class LoopOptions:
     hparams: HParams = field(default_factory=HParams)
     freeze_bn: bool = True
     extra_callbacks: list = field(default_factory=list)
+    trust_model: bool = False     # best.keras of an earlier session may be loaded outside safe mode (--trust-model)
 
     @classmethod
-    def from_options(cls, options: Options, extra_callbacks=()) -> "LoopOptions":
-        return cls(options.hparams, options.model.frozen_bn, list(extra_callbacks))
+    def from_options(cls, options: Options, extra_callbacks=(), trust_model: bool = False) -> "LoopOptions":
+        return cls(options.hparams, options.model.frozen_bn, list(extra_callbacks), trust_model)
 
 
 def set_up_tensorflow(hparams: HParams) -> None:
@@ -118,7 +120,7 @@ def train_phases(model, phases: list[Phase], data: FitData, run: RunDir, state: 
             save_checkpoint(run, None, state)
     state.finished = True
     save_checkpoint(run, None, state)
-    _restore_best(model, best_weights, run)
+    _restore_best(model, best_weights, run, options.trust_model)
     return model
 
 
@@ -138,10 +140,11 @@ def _callbacks(run, state, history, phase, index, trainable, data, options, best
     return callbacks + list(options.extra_callbacks)
 
 
-def _restore_best(model, best_weights: list, run: RunDir) -> None:
-    """Best weights of this session, else (a resumed run whose best came earlier) those in best.keras."""
+def _restore_best(model, best_weights: list, run: RunDir, trust: bool = False) -> None:
+    """Best weights of this session, else (a resumed run whose best came earlier) those in best.keras (checked as
+    every model file is: nsl.train.model.load_classifier)."""
     if best_weights:
         model.set_weights(best_weights[0])
         return
     if run.best_model.is_file():
-        model.set_weights(keras.models.load_model(run.best_model, compile=False).get_weights())
+        model.set_weights(load_classifier(run.best_model, trust).get_weights())

@@ -84,13 +84,13 @@ def _run_predict(args) -> int:
     classifier = Recognizer.open(bundle, args.backend, args.precision, args.threads, args.model_kind)
     roi = parse_roi(args.roi) if args.roi else None
     hand_model = None if roi is not None or args.no_detect else resolve(args.hand_model)
+    out = JsonLines(args.json) if args.json else None  # a file that cannot be written fails before the work
     tracker = make_hands(hand_model, roi, args.hands, mode="image", whole_image=args.no_detect)
     try:
         rows = predict_images(bundle, classifier, paths, tracker, args.top)
     finally:
         tracker.close()
-    if args.json:
-        out = JsonLines(args.json)
+    if out:
         for row in rows:
             out.write(row)
         out.close()

@@ -38,6 +38,9 @@ def add_commands(commands) -> None:
     parser.add_argument("--data", metavar="DIR", help="labelled images for a .keras file (calibration and validation)")
     parser.add_argument("--labels", default="nsl36", help="labels of a .keras file: nsl36 | auto | CSV (default nsl36)")
     parser.add_argument("--latency-runs", type=int, default=20, metavar="N", help="timed calls per latency figure")
+    parser.add_argument("--trust-model", action="store_true",
+                        help="load a model that is not the native .keras format, or needs code to load (a Lambda "
+                             "layer): it can run that code, so only for a file you made or trust")
     parser.set_defaults(func=export_command)
 
 
@@ -53,7 +56,7 @@ def export_command(args) -> int:
         path=args.path, data=args.data, labels=args.labels, out=args.out, force=args.force,
         formats=tuple(parse_formats(args.formats)), fp16=args.fp16, int8=args.int8, calib=args.calib,
         qat=args.qat, qat_lr=args.qat_lr, max_drop=args.max_drop, allow_drop=args.allow_drop,
-        latency_runs=max(1, args.latency_runs))
+        latency_runs=max(1, args.latency_runs), trust_model=args.trust_model)
     out, metadata = run_export(options)
     print(metrics_table(metadata["files"], metadata["keras_metrics"]))
     print(f"\nbundle: {out}\nnext:   nsl app --model {out}    (or: nsl val {out} --data DIR)")

@@ -37,14 +37,14 @@ def _train(args) -> int:
     from nsl.train.run import ensure_run, resume_run, train_run
 
     if args.resume:
-        run_dir = resume_run(args.resume)
+        run_dir = resume_run(args.resume, trust_model=args.trust_model)
     elif args.ensure:
         from nsl.rundir import RunDir
 
         target = RunDir(Path(options.output.project) / options.output.name)
         if target.is_finished:
             print(f"reusing {target.path}")
-        run_dir = ensure_run(options, target.path)
+        run_dir = ensure_run(options, target.path, trust_model=args.trust_model)
     else:
         run_dir = train_run(options)
     print(f"run: {run_dir}\nnext: nsl export {run_dir} --int8")
@@ -89,7 +89,7 @@ def _val(args) -> int:
     require("train", "val")
     from nsl.train.evaluate import validate_run
 
-    metrics = validate_run(args.run_dir, args.data)
+    metrics = validate_run(args.run_dir, args.data, args.trust_model)
     if args.json:
         print(json.dumps(metrics, indent=2, ensure_ascii=False))
     else:
@@ -118,6 +118,12 @@ def _add_config_arguments(parser, data_help: str) -> None:
                         help="how to split: stratified (default), subset (hold out a background), grouped")
 
 
+def _add_trust_argument(parser) -> None:
+    parser.add_argument("--trust-model", action="store_true",
+                        help="load the run's model files even when they are not the native .keras format or need "
+                             "code to load (a Lambda layer): that code runs, so only for a run you made or trust")
+
+
 def add_commands(commands) -> None:
     """Register `nsl train`, `nsl val`, `nsl compare`."""
     train = commands.add_parser("train", help="train a classifier on a folder of sign images -> RUN_DIR",
@@ -130,6 +136,7 @@ def add_commands(commands) -> None:
     train.add_argument("--ensure", action="store_true",
                        help="make sure PROJECT/NAME is a finished run of these options: reuse it when finished, "
                             "resume it when interrupted, train it otherwise (scripts that may be rerun)")
+    _add_trust_argument(train)
     train.set_defaults(func=_train)
 
     val = commands.add_parser("val", help="evaluate a run's best model (or a model bundle) on its test split")
@@ -146,6 +153,7 @@ def add_commands(commands) -> None:
     val.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
                      help="a bundle: fail (exit 2) when an int8 file's top-1 is more than POINTS below its float "
                           "file's (default: report only)")
+    _add_trust_argument(val)
     val.set_defaults(func=_val)
 
     compare = commands.add_parser("compare", help="progressive vs single-phase training on the same split/budget")

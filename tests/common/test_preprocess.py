@@ -1,11 +1,18 @@
 """The crop path shared by training, export and the device."""
 
+import resource
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
-from nsl.preprocess import (CropSpec, apply_color_mode, crop, crop_box, crop_hand, expand_box, prepare, read_image,
-                            to_rgb)
+from nsl.preprocess import (MAX_PIXELS, CropSpec, apply_color_mode, crop, crop_box, crop_hand, expand_box, prepare,
+                            read_image, to_rgb)
 from nsl.errors import NslError
+from tests.conftest import real_data
+from tests.hostile import oriented_copy, png_bomb
 
 
 def test_any_frame_becomes_rgb_uint8():
@@ -81,3 +88,48 @@ def test_read_image_errors_name_the_file(tmp_path):
         read_image(tmp_path / "text.jpg")
     with pytest.raises(NslError, match=r"missing\.jpg: cannot read"):
         read_image(tmp_path / "missing.jpg")
+
+
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_read_image_turns_a_photo_upright_as_its_exif_orientation_says(tmp_path, orientation):
+    """Lossless (PNG with an eXIf chunk): exactly the stored pixels turned as Pillow's exif_transpose turns them."""
+    from PIL import Image, ImageOps
+
+    photo = sorted(real_data("nsl_numbers").rglob("*_1500px.jpg"))[0]  # a phone photo, 1500 x 1000
+    stored = oriented_copy(photo, tmp_path / f"oriented_{orientation}.png", orientation)
+    with Image.open(stored) as image:
+        viewer = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+    assert np.array_equal(read_image(stored), viewer)
+    assert np.array_equal(read_image(stored), read_image(photo))
+
+
+def test_a_rotated_phone_jpeg_reads_upright(tmp_path):
+    """A JPEG stored sideways with orientation 6 (how phones save a portrait shot) reads as the upright photo."""
+    photo = sorted(real_data("nsl_numbers").rglob("*_1500px.jpg"))[0]
+    upright = read_image(photo)
+    rotated = read_image(oriented_copy(photo, tmp_path / "portrait.jpg", 6))
+    assert rotated.shape == upright.shape == (1000, 1500, 3)
+    assert np.abs(rotated.astype(int) - upright).mean() < 3  # recompression only
+
+
+def test_too_many_pixels_is_refused_before_decoding(tmp_path):
+    """A 12000 x 12000 PNG of 0.2 MB (144 MP, 432 MB as RGB): refused from its header, at once."""
+    bomb = png_bomb(tmp_path / "bomb.png", 12000, 12000)
+    assert 12000 * 12000 > MAX_PIXELS and bomb.stat().st_size < 1 << 20
+    began = time.perf_counter()
+    with pytest.raises(NslError, match=r"bomb\.png: 12000x12000 is 144 megapixels, more than the 89\.5 MP"):
+        read_image(bomb)
+    assert time.perf_counter() - began < 0.5
+
+
+def test_a_pixel_bomb_costs_no_memory(tmp_path):
+    """30000 x 30000 (2.7 GB as RGB; mediapipe took 10 GB on it): read in a child process that may not use 1 GB."""
+    bomb = png_bomb(tmp_path / "bomb.png", 30000, 30000)
+
+    def cap_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    code = "import sys; from nsl.preprocess import read_image; read_image(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=60,
+                          preexec_fn=cap_memory)
+    assert proc.returncode == 1 and "NslError: " in proc.stderr and "900000000 pixels" in proc.stderr, proc.stderr

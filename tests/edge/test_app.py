@@ -278,3 +278,23 @@ def test_predict_reports_a_fixed_region_as_its_crop(tiny_bundle):
     photo = sorted(real_data("nsl_consonants").rglob("*.jpg"))[0]
     rows = predict_images(bundle, classifier, [photo], RoiHands((10, 20, 110, 140)))
     assert len(rows) == 1 and rows[0]["box"] == [10, 20, 110, 140] and rows[0]["handedness"] == "roi"
+
+
+def test_cli_predict_classifies_a_phone_photo_upright(tmp_path):
+    """A 1500 x 1000 photo stored sideways (EXIF orientation 6): the whole image is its upright 1500 x 1000."""
+    from tests.hostile import oriented_copy, write_bundle
+
+    bundle = write_bundle(tmp_path / "bundle", classes=2, side=8)
+    photo = sorted(real_data("nsl_numbers").rglob("*_1500px.jpg"))[0]
+    portrait = oriented_copy(photo, tmp_path / "portrait.jpg", 6)
+    rows = [json.loads(line) for line in run_nsl("predict", "--model", bundle, portrait, "--no-detect", "--json",
+                                                 python=env_python("edge")).stdout.splitlines()]
+    assert rows[0]["box"] == [0, 0, 1500, 1000]
+
+
+def test_json_into_a_folder_is_one_line_even_with_the_hand_tracker(tiny_bundle, hand_model, clip, tmp_path):
+    """--json naming a folder gave a traceback, then a second one from the landmarker's destructor."""
+    proc = run_nsl("app", "--model", tiny_bundle, "--source", clip, "--headless", "--hand-model", hand_model,
+                   "--json", tmp_path, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"--json {tmp_path}: cannot write this file (Is a directory)" in error_line(proc)

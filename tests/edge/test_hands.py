@@ -122,3 +122,34 @@ def test_tracks_keep_ids_and_smooth_boxes():
     tracks.update([])
     tracks.update([])  # both missed twice: forgotten
     assert tracks.update([(0, 0, 10, 10)])[0][0] == 2
+
+
+def test_a_big_frame_is_tracked_shrunk_and_its_boxes_come_back_in_its_own_pixels(hand_model):
+    """A 12x enlarged photo (5376 x 5376): MediaPipe gets at most TRACK_MAX_SIDE pixels a side (it took 10 GB and
+    crashed on a 30000 x 30000 still), and the hand's box scales with the photo."""
+    from nsl.edge.hands import TRACK_MAX_SIDE
+
+    photo = read_image(sorted(real_data("nsl_consonants").rglob("*"))[1])  # 224 x 224
+    big = np.repeat(np.repeat(photo, 12, axis=0), 12, axis=1)
+    with MediaPipeHands(hand_model, max_hands=1, mode="image") as hands:
+        seen = []
+        run = hands._run
+        hands._run = lambda frame, timestamp: seen.append(frame.shape) or run(frame, timestamp)
+        small, large = hands.detect(photo), hands.detect(big)
+    assert small and large and max(seen[-1][:2]) <= TRACK_MAX_SIDE * 1.5  # the shrunk frame plus the still's border
+    # MediaPipe's landmarks differ a little with the resolution it sees (measured IoU 0.80); boxes left in the
+    # shrunk frame's pixels would be 2.8x too small (IoU near 0)
+    assert _iou(np.array(large[0].box) / 12, small[0].box) > 0.6
+
+
+def test_a_fixed_region_outside_the_frame_fails_and_one_partly_outside_warns(caplog):
+    frame = np.zeros((480, 640, 3), np.uint8)
+    with pytest.raises(NslError, match=r"--roi 5000,5000,100,100: the region lies outside the 640x480 frame"):
+        RoiHands(parse_roi("5000,5000,100,100")).detect(frame)
+    partly = RoiHands(parse_roi("600,400,100,100"))
+    with caplog.at_level("WARNING"):
+        assert partly.detect(frame)[0].box == (600, 400, 700, 500)
+        partly.detect(frame)
+    warnings = [r.getMessage() for r in caplog.records if "--roi" in r.getMessage()]
+    assert warnings == ["--roi 600,400,100,100: 68% of the region lies outside the 640x480 frame and is "
+                        "classified as black padding"]

@@ -134,3 +134,63 @@ def test_camera_lost_mid_stream_is_reconnected_with_backoff(caplog):
 def test_camera_that_cannot_open_fails_at_start():
     with pytest.raises(NslError, match="cannot open"):
         FrameSource(SourceSpec("camera", 7), opener=FakeCamera([-1]))
+
+
+class _SilentThenServing:
+    """A local HTTP server: the first ``silent`` connections are accepted and never answered (a camera that hangs),
+    later ones get a short MJPG video."""
+
+    def __init__(self, video: bytes, silent: int = 1):
+        import socket
+
+        self.video, self.silent, self.connections = video, silent, 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/camera.avi"
+        self.held = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            if self.connections <= self.silent:
+                self.held.append(connection)  # keep it open, send nothing
+                continue
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-msvideo\r\nContent-Length: "
+                               + str(len(self.video)).encode() + b"\r\n\r\n" + self.video)
+            connection.close()
+
+    def close(self):
+        self.server.close()
+        for connection in self.held:
+            connection.close()
+
+
+def test_a_stream_that_sends_nothing_times_out_with_a_message_and_is_retried(tmp_path, caplog, monkeypatch):
+    """A server that accepts but never sends used to hold the first open 30 s in silence and then fail; now the
+    open gives up after STREAM_TIMEOUT_S with a warning, and the first open is retried like a lost stream."""
+    import nsl.edge.sources as sources
+
+    monkeypatch.setattr(sources, "STREAM_TIMEOUT_S", 1)
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for value in range(12):
+        writer.write(np.full((48, 64, 3), value * 20, np.uint8))
+    writer.release()
+    server = _SilentThenServing(clip.read_bytes())
+    caplog.set_level(logging.INFO, logger="nsl.edge.sources")
+    began = time.monotonic()
+    try:
+        source = FrameSource(SourceSpec("stream", server.url), backoff=(0.05, 0.2))  # no exception: retried
+        assert time.monotonic() - began < 5
+        assert "nothing received within 1 s" in caplog.text and "retrying as for a lost stream" in caplog.text
+        source.start()
+        frames = _take(source, 5)
+        source.stop()
+    finally:
+        server.close()
+    assert len(frames) == 5 and source.reconnects == 1 and server.connections >= 2

@@ -47,6 +47,9 @@ def test_check_finds_planted_problems(planted):
     assert report["color_modes"] == {"colour": 41, "grey": 0, "binary": 0}
     assert report["image_sizes"] == {"48x48": 41}
     assert report["classes"][3]["counts"] == {SUBSETS[0]: 5, SUBSETS[1]: 6}
+    # the class table counts what training can use: not the truncated JPEG (class 1), nor the text file (class 2)
+    assert [row["counts"][SUBSETS[0]] for row in report["classes"]] == [5, 5, 5, 5]
+    assert sum(row["total"] for row in report["classes"]) == sum(report["subsets"].values()) == 41
     assert len(report["warnings"]) == 2
     assert any("near-identical sibling" in note for note in report["notes"])
     text = format_report(report)
@@ -134,3 +137,19 @@ def test_colour_modes_of_the_capture_tool_stages():
     kinds = {path.stem: color_kind(Image.open(path)) for path in sorted(folder.glob("*.jpg"))}
     assert kinds == {"1_Original": "colour", "2_Gray": "grey", "5_Adaptive_Threshold": "binary",
                      "6_Threshold": "binary"}
+
+
+def test_a_pixel_bomb_is_unusable_as_training_and_the_device_would_find_it(tmp_path, synth):
+    """Between Pillow's warning (89.5 MP) and its error (179 MP) Pillow decodes; read_image refuses. The check and
+    the trainer's decode check use the same limit, so the report does not count a file training cannot read."""
+    from tests.hostile import png_bomb
+
+    root = shutil.copytree(synth, tmp_path / "data")
+    png_bomb(root / SUBSETS[0] / "0" / "bomb.png", 10000, 10000)  # 100 MP
+    report = check_dataset(root)
+    assert {Path(b["path"]).name: b["reason"] for b in report["bad_files"]} == {
+        "bomb.png": "unreadable (10000x10000 is 100 megapixels, more than the 89.5 MP an image may have "
+                    "(refused before decoding: downscale it))"}
+    from nsl.dataset import load_for_training
+
+    assert "bomb.png" in {Path(path).name for path, _ in load_for_training(root, max_bad_fraction=0.5).bad_files}

@@ -79,3 +79,19 @@ def test_class_weights_balance_imbalanced_classes():
     assert class_weights(samples, 2, "auto") == pytest.approx({0: 40 / 60, 1: 40 / 20})
     assert class_weights([Sample("a", 0)] * 10 + [Sample("b", 1)] * 11, 2, "auto") is None
     assert class_weights(samples, 2, "none") is None
+
+
+def test_training_reads_a_phone_photo_upright(tmp_path):
+    """The trainer prepares a file by the device's read_image: a JPEG stored sideways with EXIF orientation 6 is
+    trained on upright, as a viewer shows it (it was trained on rotated)."""
+    from nsl.train.pipeline import load_prepared
+    from tests.conftest import real_data
+    from tests.hostile import oriented_copy
+
+    photo = sorted(real_data("nsl_numbers").rglob("*_1500px.jpg"))[0]
+    spec = CropSpec(size=64)
+    upright, ok = load_prepared(str(photo), spec)
+    turned, turned_ok = load_prepared(str(oriented_copy(photo, tmp_path / "portrait.jpg", 6)), spec)
+    rotated_back = np.rot90(turned, 1)  # the same crop a quarter turn off: how far a sideways read lands
+    assert ok and turned_ok
+    assert np.abs(turned.astype(int) - upright).mean() < 3 < np.abs(rotated_back.astype(int) - upright).mean()
