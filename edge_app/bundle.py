@@ -176,6 +176,9 @@ def open_model(bundle: Bundle, backend: str = "tflite", precision: str | None = 
     """The classifier of one of the bundle's models, its output size checked against the labels."""
     name = bundle.file_for(backend, precision, model)
     classifier = open_classifier(bundle.path / name, threads)
+    if model == "cnn" and classifier.input_size is None:
+        raise NslError(f"{bundle.path / name}: not an image classifier (input (N, "
+                       f"{', '.join(map(str, classifier.input_shape))}); a bundle's CNN takes (N, H, W, 3) crops)")
     if classifier.num_classes != len(bundle.labels):
         raise NslError(f"{bundle.path / name}: the model has {classifier.num_classes} outputs but "
                        f"{METADATA_FILE} lists {len(bundle.labels)} labels (re-export the bundle)")

@@ -55,6 +55,8 @@ def device_path_metrics(bundle: Bundle, samples: list, hand_model: str | Path, b
             truth.append(sample.label)
     finally:
         tracker.close()
+    if not truth:
+        raise DataError(f"none of the {len(samples)} images could be read (first: {samples[0].path})")
     return _summary(bundle, kinds, predictions, np.asarray(truth), found, unreadable)
 
 

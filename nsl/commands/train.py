@@ -54,12 +54,14 @@ def _train(args) -> int:
 def _val_device_path(args) -> int:
     """``nsl val BUNDLE --data DIR``: every photo through the device path (hand found, cropped, each model, fusion)."""
     require("edge", "val BUNDLE --data DIR (the device path needs MediaPipe; --no-detect for ready crops)")
-    from nsl.edge.bundle import open_bundle
+    from nsl.edge.bundle import open_bundle, open_checked
     from nsl.edge.evaluate import device_path_metrics, format_device_path
     from nsl.edge.hand_model import resolve
     from nsl.export.images import samples_for_labels
 
     bundle = open_bundle(args.run_dir)
+    for name in bundle.files:  # every file's outputs must be the bundle's labels before anything is measured
+        open_checked(bundle, name, threads=1)
     metrics = device_path_metrics(bundle, samples_for_labels(args.data, bundle.labels), resolve(args.hand_model),
                                   args.backend, args.precision)
     print(json.dumps(metrics, indent=2, ensure_ascii=False) if args.json else format_device_path(metrics))

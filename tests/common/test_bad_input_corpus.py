@@ -187,7 +187,7 @@ CASES = [
          "split.csv: split file not found", env="train"),
     Case("data synth: into a folder in use", ("data", "synth", "{case}/data"), "data: already exists and is not "
          "empty", env="train"),
-    Case("val bundle: only pixel bombs", ("val", "{case}/bundle", "--data", "{case}/bombs"),
+    Case("val bundle: only pixel bombs", ("val", "{case}/bundle", "--data", "{case}/bombs", "--no-detect"),
          "none of the 2 validation images could be read", lambda case: _bombs(case / "bombs")),
     Case("val bundle: a folder that names no label", ("val", "{case}/bundle", "--data", "{case}/bad"),
          "class folder 'zebra' matches no label", _dataset({"0": ["a.png"], "zebra": ["b.png"]})),
@@ -246,8 +246,8 @@ CASES = [
          _file("bundle/metadata.json", "{schema: 1")),
     Case("bundle: metadata a list", (*PREDICT, "{case}/photo.png"), "metadata.json: bundle schema None",
          _file("bundle/metadata.json", "[1, 2]")),
-    Case("bundle: schema 2", (*PREDICT, "{case}/photo.png"), "bundle schema 2 is not supported",
-         _meta(lambda m: m.update(schema=2))),
+    Case("bundle: schema 3", (*PREDICT, "{case}/photo.png"), "bundle schema 3 is not supported",
+         _meta(lambda m: m.update(schema=3))),
     Case("bundle: files key missing", (*PREDICT, "{case}/photo.png"), "key 'files' is missing",
          _meta(lambda m: m.pop("files"))),
     Case("bundle: files empty", (*PREDICT, "{case}/photo.png"), "'files' lists no model file",
@@ -289,13 +289,13 @@ CASES = [
          _meta(lambda m: m.update(preprocess=[8]))),
     Case("bundle: more labels than outputs", (*PREDICT, "{case}/photo.png"), "the model has 2 outputs but "
          "metadata.json lists 3 labels", _meta(lambda m: m["labels"].append({"index": 2, "name": "x"}))),
-    Case("val bundle: more labels than outputs", ("val", "{case}/bundle", "--data", "{case}/data"),
+    Case("val bundle: more labels than outputs", ("val", "{case}/bundle", "--data", "{case}/data", "--no-detect"),
          "the model has 2 outputs but metadata.json lists 3 labels",
          _meta(lambda m: m["labels"].append({"index": 2, "name": "x"}))),
     Case("bundle: no such precision", (*PREDICT, "--precision", "int8", "{case}/photo.png"),
-         "no tflite int8 file in this bundle"),
+         "no cnn tflite int8 file in this bundle"),
     Case("bundle: no such backend", (*PREDICT, "--backend", "onnx", "{case}/photo.png"),
-         "no onnx  file in this bundle"),
+         "no cnn onnx  file in this bundle"),
 
     # --- model files ---
     Case("model: truncated", (*PREDICT, "{case}/photo.png"), "model_fp32.tflite: not a loadable TFLite model",
@@ -305,7 +305,7 @@ CASES = [
     Case("model: zero bytes", (*PREDICT, "{case}/photo.png"), "model_fp32.tflite: not a loadable TFLite model",
          _model(lambda data: b"")),
     Case("model: not an image classifier", (*PREDICT, "{case}/photo.png"), "model_fp32.tflite: not an image "
-         "classifier (input (1, 192)", _model(_not_a_classifier)),
+         "classifier (input (N, 192)", _model(_not_a_classifier)),
     Case("model: an ONNX file that is not one", (*PREDICT, "--backend", "onnx", "{case}/photo.png"),
          "model.onnx: not a loadable ONNX model",
          _both(_file("bundle/model.onnx", "not onnx"), _listed("model.onnx", default=False),
