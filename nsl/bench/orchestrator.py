@@ -38,6 +38,7 @@ class SectionInfo:
     options: tuple      # orchestrator options passed on (when given)
     needs: tuple        # options without which the section cannot run
     env_defaults: tuple = ()  # (option, environment variable): the section's default for a needed option
+    opt_in: bool = False      # runs only when named in --sections (it takes long: the soak)
 
 
 DATA_DEFAULT = (("data", "NSL_REAL_DATA"),)  # the training sections default to $NSL_REAL_DATA/asl_36
@@ -47,6 +48,7 @@ SECTIONS = {  # each runs as python -m nsl.bench.<name>
     "training": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
     "sweep": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
     "signers": SectionInfo("train", ("data", "weights", "hands"), ("data", "hands")),
+    "soak": SectionInfo("edge", ("model", "clip", "hand_model", "frames"), ("model", "clip"), opt_in=True),
 }
 
 
@@ -102,8 +104,8 @@ def _section_command(python: str, name: str, out: Path, args) -> list[str]:
     for option in info.options:
         value = getattr(args, option, None)
         if value is not None:
-            keyword = option == "weights" and value in WEIGHT_KEYWORDS
-            cmd += [f"--{option.replace('_', '-')}", value if keyword else str(Path(value).resolve())]
+            keyword = (option == "weights" and value in WEIGHT_KEYWORDS) or isinstance(value, int)
+            cmd += [f"--{option.replace('_', '-')}", str(value) if keyword else str(Path(value).resolve())]
     return cmd
 
 
@@ -141,7 +143,7 @@ def _check_inputs(args) -> None:
 
 def _plan(args) -> tuple[list[str], bool]:
     if args.sections is None:
-        return list(SECTIONS), False
+        return [name for name, info in SECTIONS.items() if not info.opt_in], False
     names = [n.strip() for n in args.sections.split(",") if n.strip()]
     unknown = [n for n in names if n not in SECTIONS]
     if unknown or not names:
@@ -278,7 +280,10 @@ def add_commands(commands) -> None:
     parser.add_argument("--hands", default=None, metavar="HANDS.npz",
                         help="the --data folder's hands file, from nsl data hands (signers)")
     parser.add_argument("--sections", default=None, metavar="LIST",
-                        help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run)")
+                        help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run, except "
+                             f"{','.join(n for n, i in SECTIONS.items() if i.opt_in)}: only when named)")
+    parser.add_argument("--frames", type=int, default=None, metavar="N",
+                        help="frames through the app loop for the soak section (default 100000)")
     parser.add_argument("--out", default="runs/bench", metavar="DIR", help="results folder (default runs/bench)")
     parser.add_argument("--runs", type=int, default=None, metavar="N",
                         help="timed repetitions per figure (classifier: calls, default 100; sweep: latency calls; "
@@ -293,7 +298,7 @@ def add_commands(commands) -> None:
 
 def _run_bench_command(args) -> int:
     args.argv = sys.argv[sys.argv.index("bench") + 1:] if "bench" in sys.argv else []
-    for option in ("runs", "warmup", "repeats"):
+    for option in ("runs", "warmup", "repeats", "frames"):
         value = getattr(args, option)
         if value is not None and value < (0 if option == "warmup" else 1):
             raise NslError(f"--{option} {value}: expected a whole number >= {0 if option == 'warmup' else 1}")

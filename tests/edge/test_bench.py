@@ -101,3 +101,27 @@ def test_bad_input_is_one_line_and_exit_2(tiny_bundle, tmp_path):
         assert proc.returncode == 2, proc.stderr
         line = error_line(proc)
         assert line.startswith("nsl bench: error: ") and expected in line, line
+
+
+def test_soak_section_survives_a_dropped_stream_and_reports_a_memory_slope(tiny_bundle, hand_model, tmp_path):
+    """A short soak through the real tracker: the MJPEG stream is dropped half-way and the app reconnects on its
+    own; memory is sampled and a slope comes out (its size is the benchmark's business, not this test's)."""
+    out = tmp_path / "bench"
+    run_nsl("bench", "--model", tiny_bundle, "--clip", real_data("hands_natural"), "--hand-model", hand_model,
+            "--sections", "soak", "--frames", "120", "--warmup", "20", "--out", out, python=env_python("edge"),
+            timeout=300)
+    soak = json.loads((out / "bench.json").read_text(encoding="utf-8"))["sections"]["soak"]
+    row = rows_of(soak["tables"][0])[0]
+    assert row["frames"] == 120
+    assert row["reconnects"] >= 1 and row["stream connections"] >= 2
+    assert row["frames with a hand"] > 0.5            # real photos of hands, through the real tracker
+    samples = soak["raw"]["samples"]
+    assert len(samples) >= 5 and samples[-1][0] == 120 and all(kb > 0 for _, _, kb in samples)
+    assert isinstance(row["slope KB / 1000 frames"], float)
+
+
+def test_soak_is_only_run_when_named(tmp_path):
+    proc = run_nsl("bench", "--out", tmp_path, check=False, python=env_python("edge"),
+                   env={"NSL_TRAIN_PYTHON": "/nonexistent/bin/python"})
+    merged = json.loads((tmp_path / "bench.json").read_text(encoding="utf-8"))
+    assert "soak" not in merged["skipped"] and "soak" not in merged["sections"], proc.stderr

@@ -1,0 +1,227 @@
+"""The ``soak`` section of ``nsl bench`` (edge environment): the real loop for a long time, memory watched::
+
+    python -m nsl.bench.soak --out soak.json --model BUNDLE --clip VIDEO|DIR [--frames 100000] [--hand-model PATH]
+
+The clip's frames are served, looped, as an MJPEG stream over local HTTP (what a network camera gives) and
+``nsl app``'s own ``App`` (real hand tracker, crop, classifier, smoothing; headless) reads it through its
+``FrameSource``. Half-way through, the stream is dropped for ``--drop-seconds`` (the server closes every
+connection and stops listening) and then restored: the app must reconnect on its own and go on.
+
+Every ``--sample-every`` frames a sink records the process's resident memory (``VmRSS``). The result is the
+least-squares slope of RSS over frames after ``--warmup`` frames, in KB per 1,000 frames (goal: under 1), the
+reconnects the app counted, and the frame rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from nsl.bench.section import run_section, sample, section, section_parser, table
+from nsl.edge.app import App, AppOptions
+from nsl.edge.clips import letterbox
+from nsl.edge.outputs import Sink
+from nsl.edge.predict import collect_images
+from nsl.errors import NslError
+from nsl.fileio import is_video_file
+from nsl.preprocess import read_image
+
+log = logging.getLogger(__name__)
+PACKAGES = ("ai-edge-litert", "onnxruntime", "mediapipe", "opencv-contrib-python", "numpy")
+GOAL_KB_PER_1000 = 1.0
+
+
+def clip_jpegs(clip: Path, images: int = 120, hold: int = 4) -> list[bytes]:
+    """The frames to loop, JPEG-encoded once: a video's frames, or photos of a folder letterboxed into 640x480 and
+    each held ``hold`` frames (as the app section's clip)."""
+    if is_video_file(clip):
+        capture, frames = cv2.VideoCapture(str(clip)), []
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            frames.append(cv2.imencode(".jpg", bgr)[1].tobytes())
+        capture.release()
+    else:
+        photos = sample(collect_images([clip]), images)
+        frames = [cv2.imencode(".jpg", cv2.cvtColor(letterbox(read_image(p)), cv2.COLOR_RGB2BGR))[1].tobytes()
+                  for p in photos for _ in range(hold)]
+    if not frames:
+        raise NslError(f"--clip {clip}: no frames to serve (expected a video or a folder of photos)")
+    return frames
+
+
+class MjpegServer:
+    """The looped clip as ``multipart/x-mixed-replace`` JPEGs at up to ``fps`` frames a second on 127.0.0.1.
+    ``drop(seconds)`` closes every connection and the listening socket, then listens again on the same port."""
+
+    def __init__(self, frames: list[bytes], fps: float):
+        self.frames, self.interval = frames, 1.0 / fps
+        self.down = threading.Event()
+        self.port = 0
+        self.connections = 0
+        self._server = self._listen()
+
+    def _listen(self) -> ThreadingHTTPServer:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the http.server name)
+                owner.connections += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                owner.stream(self.wfile)
+
+            def log_message(self, *args):
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        threading.Thread(target=server.serve_forever, name="mjpeg", daemon=True).start()
+        return server
+
+    def stream(self, out) -> None:
+        index, due = 0, time.monotonic()
+        try:
+            while not self.down.is_set():
+                jpeg = self.frames[index % len(self.frames)]
+                out.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+                index, due = index + 1, due + self.interval
+                time.sleep(max(0.0, due - time.monotonic()))
+        except OSError:  # the reader went away
+            pass
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/stream.mjpg"
+
+    def drop(self, seconds: float) -> None:
+        self.down.set()
+        self._server.shutdown()
+        self._server.server_close()
+        time.sleep(seconds)
+        self.down.clear()
+        self._server = self._listen()
+
+    def close(self) -> None:
+        self.down.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def resident_kb() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
+class MemorySampler(Sink):
+    """A sink of the app: every ``every`` frames, (frame, seconds, RSS KB); at frame ``drop_at`` the stream drops."""
+
+    takes_records = True
+
+    def __init__(self, every: int, drop_at: int, drop, total: int):
+        self.every, self.drop_at, self.drop = every, drop_at, drop
+        self.samples: list[tuple[int, float, int]] = []
+        self.frames = 0
+        self.hands = 0
+        self.began = time.monotonic()
+        self.progress = tqdm(total=total, unit="frame", desc="soak", mininterval=5)
+
+    def record(self, record: dict) -> None:
+        self.frames += 1
+        self.hands += bool(record["hands"])
+        self.progress.update()
+        if self.frames % self.every == 0 or self.frames == 1:
+            self.samples.append((self.frames, time.monotonic() - self.began, resident_kb()))
+        if self.frames == self.drop_at:
+            threading.Thread(target=self.drop, name="drop", daemon=True).start()
+
+    def close(self, summary: dict | None = None) -> None:
+        self.progress.close()
+
+
+def memory_slope(samples: list[tuple[int, float, int]], warmup: int) -> float:
+    """KB of resident memory per 1,000 frames after ``warmup`` frames (least squares)."""
+    kept = [(frame, kb) for frame, _, kb in samples if frame > warmup]
+    if len(kept) < 3:
+        raise NslError(f"--frames: too few memory samples after the {warmup}-frame warm-up (need 3, got "
+                       f"{len(kept)}); run more frames or sample more often")
+    frames, kb = np.array(kept, dtype=float).T
+    return float(np.polyfit(frames, kb, 1)[0] * 1000)
+
+
+def soak_section(args) -> dict:
+    frames = 2000 if args.quick and args.frames is None else (args.frames or 100_000)
+    every = args.sample_every or max(1, frames // 200)
+    warmup = args.warmup if args.warmup is not None else frames // 10
+    if frames < 10 or every < 1 or warmup >= frames:
+        raise NslError(f"--frames {frames} / --warmup {warmup}: expected frames >= 10 and warmup < frames")
+    server = MjpegServer(clip_jpegs(Path(args.clip)), args.fps)
+    sampler = MemorySampler(every, frames // 2, lambda: server.drop(args.drop_seconds), frames)
+    options = AppOptions(model=args.model, source=server.url, backend=args.backend, headless=True,
+                         max_frames=frames, hand_model=args.hand_model)
+    app = App.from_options(options)
+    app.sinks.append(sampler)
+    app.record_sinks.append(sampler)
+    try:
+        summary = app.run()
+    finally:
+        server.close()
+    return soak_result(sampler, summary, frames, every, warmup, server, args)
+
+
+def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, warmup: int,
+                server: MjpegServer, args) -> dict:
+    slope = memory_slope(sampler.samples, warmup)
+    seconds = sampler.samples[-1][1] if sampler.samples else 0.0
+    first_kept = next(kb for frame, _, kb in sampler.samples if frame > warmup)
+    rows = [[sampler.frames, round(seconds / 60, 1), round(sampler.frames / max(seconds, 1e-9), 1),
+             round(sampler.hands / max(sampler.frames, 1), 3), round(first_kept / 1024, 1),
+             round(sampler.samples[-1][2] / 1024, 1), round(slope, 2),
+             "pass" if slope < GOAL_KB_PER_1000 else "fail", summary.get("reconnects", 0), server.connections]]
+    setting = (f"{args.backend}, {Path(args.model).name}, MJPEG stream of {args.clip} looped at <= {args.fps:g} fps, "
+               f"headless; dropped for {args.drop_seconds:g} s at frame {frames // 2}; RSS every {every} frames, "
+               f"slope after {warmup} frames")
+    main = table(f"Soak: {setting}",
+                 ["frames", "minutes", "frames/s", "frames with a hand", "RSS after warm-up MB", "RSS at end MB",
+                  "slope KB / 1000 frames", f"< {GOAL_KB_PER_1000:g} KB", "reconnects", "stream connections"], rows)
+    step = max(1, len(sampler.samples) // 10)
+    trace = table("Resident memory over the run", ["frame", "minutes", "RSS MB"],
+                  [[f, round(s / 60, 2), round(kb / 1024, 1)] for f, s, kb in sampler.samples[::step]])
+    notes = [f"memory slope {slope:.2f} KB per 1,000 frames after warm-up "
+             f"({'pass' if slope < GOAL_KB_PER_1000 else 'fail'}: goal < {GOAL_KB_PER_1000:g})",
+             f"the stream was dropped once and the app reconnected {summary.get('reconnects', 0)} time(s) on its own"]
+    raw = {"samples": sampler.samples, "summary": summary, "frames": frames, "warmup": warmup, "every": every}
+    return section("soak", "Soak: the app loop for a long time, memory watched", [main, trace], notes, raw, PACKAGES)
+
+
+def parse_args(argv):
+    parser = section_parser("soak", "the app loop on a looped stream for many frames, resident memory sampled")
+    parser.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle (nsl export)")
+    parser.add_argument("--clip", required=True, metavar="VIDEO|DIR", help="frames to loop (a video or photos)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task")
+    parser.add_argument("--backend", default="tflite", choices=("tflite", "onnx"))
+    parser.add_argument("--frames", type=int, default=None, metavar="N", help="frames through the loop (100000)")
+    parser.add_argument("--sample-every", type=int, default=None, metavar="N", help="frames between RSS samples")
+    parser.add_argument("--fps", type=float, default=90.0, help="the stream's frame rate cap")
+    parser.add_argument("--drop-seconds", type=float, default=3.0, help="how long the stream stays down")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_section("soak", parse_args, soak_section, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
