@@ -42,7 +42,13 @@ def save_checkpoint(run: RunDir, model, state: TrainState) -> None:
 
 
 def load_state(run: RunDir) -> TrainState:
+    """The resume point; a run stopped after its data was prepared but before its first checkpoint (killed
+    while building the model or in its first epoch) starts again from the first epoch, in the same folder."""
     state = run.state()
+    if state is None and run.split_file.is_file():
+        log.warning("%s: no checkpoint yet (stopped before its first epoch ended): starting from the first epoch",
+                    run.path)
+        return TrainState()
     if state is None:
         raise NslError(f"{run.state_file}: no resume point (is {run.path} a run made by 'nsl train'?)")
     return state
