@@ -34,6 +34,13 @@ from nsl.preprocess import crop_box, crop_hand
 
 log = logging.getLogger(__name__)
 
+TOP_K = 3  # classes per hand in the JSON lines and the overlay's top-3
+
+
+def _no_label(text: str) -> dict:
+    """The label fields of a frame without a known sign ("unknown", "no hand")."""
+    return {"index": None, "name": text, "roman": text, "ascii": text}
+
 
 @dataclass
 class AppOptions:
@@ -69,6 +76,8 @@ class HandResult:
     smoothed: int | None    # smoothed label, None below the threshold
     confidence: float       # confidence of the smoothed label
     text: str               # what is shown: the smoothed label, or "unknown"
+    top: tuple = ()         # this frame's three most probable classes: ((index, probability), ...)
+    labels: tuple = ()      # the bundle's labels, for the overlay's top-3 (nsl.labels.Label)
 
     @property
     def known(self) -> bool:
@@ -152,10 +161,11 @@ class App:
     def _smooth(self, step: Step, probs: np.ndarray) -> list[HandResult]:
         results = []
         for hand, box, row in zip(step.hands, step.boxes, probs):
-            top = int(np.argmax(row))
+            order = np.argsort(row)[::-1][:TOP_K]
+            top = tuple((int(i), float(row[i])) for i in order)
             smoothed = self.smoothers.update(hand.track_id, row, step.frame.index)
-            results.append(HandResult(hand, box, top, float(row[top]), smoothed.index, smoothed.confidence,
-                                      self._label_text(smoothed.index)))
+            results.append(HandResult(hand, box, top[0][0], top[0][1], smoothed.index, smoothed.confidence,
+                                      self._label_text(smoothed.index), top, tuple(self.bundle.labels)))
         self.smoothers.prune(step.frame.index)
         return results
 
@@ -182,7 +192,7 @@ class App:
         with self.timer.stage("draw"):
             action = self._render(step, results)
         stage_ms = self.timer.end_frame()
-        self.labels_seen.update([result.text for result in results] or [NO_HAND])
+        self.labels_seen.update([result.smoothed if result.known else UNKNOWN for result in results] or [NO_HAND])
         if self.record_sinks:
             record = self._record(step, results, answered, stage_ms)
             for sink in self.record_sinks:
@@ -191,14 +201,18 @@ class App:
 
     def _record(self, step: Step, results: list[HandResult], answered: list, stage_ms: dict) -> dict:
         labels = self.bundle.labels
+        first = results[0].smoothed if results else None
+        shown = labels[first].fields() if first is not None else _no_label(UNKNOWN if results else NO_HAND)
         return {
             "time": round(time.time(), 3), "frame": step.frame.index, "timestamp_ms": step.frame.timestamp_ms,
-            "label": results[0].text if results else NO_HAND,
+            "label": first, "text": shown["name"], "roman": shown["roman"], "ascii": shown["ascii"],
             "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.box],
                        "handedness": r.hand.handedness, "score": round(r.hand.score, 3),
                        "label": r.index, "text": labels[r.index].name, "roman": labels[r.index].roman,
-                       "probability": round(r.probability, 4), "smoothed": r.smoothed,
+                       "ascii": labels[r.index].ascii, "probability": round(r.probability, 4),
+                       "top": [[index, round(p, 4)] for index, p in r.top], "smoothed": r.smoothed,
                        "smoothed_text": UNKNOWN if r.smoothed is None else labels[r.smoothed].name,
+                       "smoothed_roman": UNKNOWN if r.smoothed is None else labels[r.smoothed].roman,
                        "confidence": round(r.confidence, 4), "models": list(models)}
                       for r, models in zip(results, answered)],
             "stage_ms": {name: round(ms, 3) for name, ms in stage_ms.items()},
@@ -254,13 +268,19 @@ class App:
     def summary(self) -> dict:
         summary = self.timer.summary()
         summary.update({
-            "labels_seen": dict(self.labels_seen.most_common()), "dropped_frames": self.source.dropped,
+            "labels_seen": self._labels_seen(), "dropped_frames": self.source.dropped,
             "reconnects": self.source.reconnects, "backend": self.classifier.backend,
             "model_file": self.classifier.path.name, "hand_tracker": self.tracker.name,
             "model_kind": getattr(self.classifier, "kind", "cnn"),
             "model_files": getattr(self.classifier, "files", [self.classifier.path.name]),
             "devanagari_font": self.renderer.devanagari})
         return summary
+
+    def _labels_seen(self) -> list[dict]:
+        """Frames per shown label, keyed by class index (None: unknown / no hand), most frequent first."""
+        labels = self.bundle.labels
+        return [{**(labels[key].fields() if isinstance(key, int) else _no_label(key)), "frames": count}
+                for key, count in self.labels_seen.most_common()]
 
     def close(self, ended: bool = True) -> dict | None:
         """Stop the inputs, then close the sinks with the summary (none when the run did not end normally: an
