@@ -129,8 +129,59 @@ def _run_hand_model(args) -> int:
     return 0
 
 
+def _add_capture(commands) -> None:
+    from nsl.config import load_defaults
+
+    defaults = load_defaults()
+    parser = commands.add_parser(
+        "capture", help="record your own signers: the app's hand crops, class by class, in the dataset layout",
+        description="Shows each class to sign (Devanagari and roman) with a countdown, then saves a burst of the "
+                    "app's own crops (its hand tracker and crop) and their landmarks to OUT/<class index>/"
+                    "SIGNER_SESSION_CLASS_NUMBER.jpg and OUT/landmarks.npz. Keys: space start, n next, p previous, "
+                    "r redo, q quit. Resumes a folder it finds (numbers go on, counts include earlier sessions). "
+                    "Headless from a video file: the countdowns start by themselves. Train on it with "
+                    "split=grouped group_pattern='^([^_]+)_' (one group per signer); see docs/DATA.md.")
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write (or resume)")
+    parser.add_argument("--signer", required=True, metavar="NAME", help="who signs (letters, digits, '-')")
+    parser.add_argument("--source", default="0", help="camera index, /dev/videoN, picam|csi|usb[:WxH@FPS], "
+                                                      "video file, image folder or stream (default 0)")
+    parser.add_argument("--session", default=None, metavar="S", help="session name (default: today, YYYYMMDD)")
+    parser.add_argument("--burst", type=int, default=10, metavar="N", help="crops saved per class and take "
+                                                                           "(default 10)")
+    parser.add_argument("--every", type=int, default=3, metavar="N",
+                        help="frames between two saved crops of a burst (default 3)")
+    parser.add_argument("--countdown", type=float, default=3.0, metavar="S", help="seconds before a burst "
+                                                                                  "(default 3)")
+    parser.add_argument("--labels", default=defaults["labels"], help="nsl36 or a labels CSV (default nsl36)")
+    parser.add_argument("--size", type=int, default=256, help="side of the saved crops, pixels (default 256)")
+    parser.add_argument("--margin", type=float, default=defaults["crop_margin"],
+                        help=f"crop margin around the hand (default {defaults['crop_margin']}, as the app)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (default: cache)")
+    parser.add_argument("--headless", action="store_true", help="no window: countdowns start by themselves")
+    parser.add_argument("--mirror", action="store_true", help="show the view mirrored (saved crops are not)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=_run_capture)
+
+
+def _run_capture(args) -> int:
+    require("edge", "capture")
+    from nsl.edge.capture_app import CaptureOptions, run_capture
+
+    summary = run_capture(CaptureOptions(**{name: getattr(args, name) for name in CaptureOptions.__dataclass_fields__}))
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        done = sum(row["this_signer"] > 0 for row in summary["classes"])
+        print(f"{summary['saved']} crops saved in {summary['frames']} frames; {summary['signer']} has signed "
+              f"{done}/{len(summary['classes'])} classes in {summary['out']}\n"
+              f"next: nsl train data={summary['out']} split=grouped group_pattern='{summary['group_pattern']}'")
+    return 0
+
+
 def add_commands(commands) -> None:
     """Register this package's subcommands on the ``nsl`` parser."""
     _add_app(commands)
+    _add_capture(commands)
     _add_predict(commands)
     _add_hand_model(commands)
