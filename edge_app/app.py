@@ -24,8 +24,8 @@ import numpy as np
 from nsl.edge.bundle import Bundle, open_bundle
 from nsl.edge.recognizer import Recognizer
 from nsl.edge.hand_model import resolve as resolve_hand_model
-from nsl.edge.hands import Box, Hand, Tracker, make_hands, parse_roi
-from nsl.edge.outputs import Sink, Window, make_sinks, save_snapshot
+from nsl.edge.hands import Box, Confidences, Hand, Tracker, make_hands, parse_roi
+from nsl.edge.outputs import Sink, Window, make_sinks, save_snapshot, wants_status
 from nsl.edge.render import Renderer
 from nsl.edge.smoothing import NO_HAND, UNKNOWN, HandSmoothers
 from nsl.edge.sources import Frame, FrameSource, parse_source
@@ -63,6 +63,21 @@ class AppOptions:
     max_frames: int | None = None
     show_landmarks: bool = False
     model_kind: str | None = None   # cnn | landmarks | fused (default: fused when the bundle has both models)
+    min_hand_detection_confidence: float = 0.5   # MediaPipe HandLandmarker's thresholds (nsl.edge.hands.Confidences)
+    min_hand_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    width: int | None = None        # camera mode asked for (cameras and presets only)
+    height: int | None = None
+    fps: float | None = None
+    mirror: bool = False            # mirrored view (window, recording); tracking and classification unchanged
+    show_top: bool = False          # the overlay lists each hand's top-3
+    hide_timing: bool = False       # start with the timing panel off (key t toggles it)
+    status: str = "auto"            # one live status line on the terminal: auto (headless on a terminal) | on | off
+    json_max_mb: float | None = None  # rotate the JSON file at this size (FILE.1 .. FILE.3 kept)
+
+    def confidences(self) -> Confidences:
+        return Confidences(self.min_hand_detection_confidence, self.min_hand_presence_confidence,
+                           self.min_tracking_confidence)
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,7 @@ class App:
     def from_options(cls, options: AppOptions, source: FrameSource | None = None) -> "App":
         """The parts ``options`` ask for (``source``: an already-built FrameSource, e.g. a test's fake camera)."""
         roi = parse_roi(options.roi) if options.roi else None
+        confidences = options.confidences()
         hand_model = None if roi else resolve_hand_model(options.hand_model)  # cheap checks first
         # the classifier runs beside the hand tracker: by default it gets half the cores, the tracker the rest
         # (all cores for both slowed tracking by half on 2 cores with onnxruntime's spinning threads)
@@ -127,10 +143,12 @@ class App:
         bundle = open_bundle(options.model)
         classifier = Recognizer.open(bundle, options.backend, options.precision, threads, options.model_kind)
         smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
-        renderer = Renderer(options.show_landmarks)
-        source = source or FrameSource(parse_source(options.source))
-        sinks = make_sinks(options.json, options.output, getattr(source.reader, "fps", 30.0), not options.headless)
-        tracker = make_hands(hand_model, roi, options.hands, mode="video")  # last: nothing left to fail after it
+        renderer = Renderer(options.show_landmarks, options.mirror, options.show_top, not options.hide_timing)
+        source = source or FrameSource(parse_source(options.source, options.width, options.height, options.fps))
+        sinks = make_sinks(options.json, options.output, getattr(source.reader, "fps", 30.0), not options.headless,
+                           json_max_mb=options.json_max_mb, status=wants_status(options))
+        tracker = make_hands(hand_model, roi, options.hands, mode="video",  # last: nothing left to fail after it
+                             confidences=confidences)
         log.info("model %s (%s, %d threads), hands: %s, source: %s", classifier.path.name, classifier.backend,
                  threads, tracker.name, options.source)
         return cls(source, tracker, classifier, renderer, sinks, bundle, smoothers, options.max_frames)
@@ -174,12 +192,17 @@ class App:
         if not self.frame_sinks:  # headless without a recording: nobody sees a drawing
             return None
         stage_ms = {name: values[-1] for name, values in self.timer.recent.items() if values}
+        model = self.timer.notes.get("classifier_model")
+        if model:  # the classifier's own inference on its worker, beside the loop's wait for it
+            stage_ms["model"] = model[-1]
         image = self.renderer.draw(step.frame.image, results, self.timer.live_fps(), stage_ms, self.source.status)
         self.last_image = image
         actions = [sink.frame(image) for sink in self.frame_sinks]
         action = next((action for action in actions if action), None)
         if action == "snapshot":
             save_snapshot(image)
+        elif action == "timing":
+            self.renderer.show_timing = not self.renderer.show_timing
         return action
 
     def _complete(self, step: Step) -> str | None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from nsl.edge.capture import CaptureStore, Saved, default_session
 from nsl.edge.hand_model import resolve as resolve_hand_model
-from nsl.edge.hands import make_hands
+from nsl.edge.hands import Confidences, make_hands
 from nsl.edge.outputs import Window
 from nsl.edge.render import GREEN, GREY, RED, Renderer
 from nsl.edge.sources import FrameSource, parse_source
@@ -48,6 +48,12 @@ class CaptureOptions:
     headless: bool = False
     mirror: bool = False             # show the view mirrored (what is saved is never mirrored)
     max_frames: int | None = None
+    min_hand_detection_confidence: float = 0.5   # MediaPipe's thresholds, as nsl app
+    min_hand_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    width: int | None = None         # camera mode asked for, as nsl app
+    height: int | None = None
+    fps: float | None = None
 
 
 class CaptureWindow(Window):
@@ -174,13 +180,15 @@ def run_capture(options: CaptureOptions, source: FrameSource | None = None) -> d
             raise NslError(f"--{name} {getattr(options, name)}: must be a whole number of at least 1")
     if options.countdown < 0:
         raise NslError(f"--countdown {options.countdown}: seconds, at least 0")
+    confidences = Confidences(options.min_hand_detection_confidence, options.min_hand_presence_confidence,
+                              options.min_tracking_confidence)
     labels = load_labels(options.labels)
     store = CaptureStore(options.out, labels, options.signer, options.session or default_session(),
                          CropSpec(size=options.size, margin=options.margin))
     hand_model = resolve_hand_model(options.hand_model)
-    source = source or FrameSource(parse_source(options.source))
+    source = source or FrameSource(parse_source(options.source, options.width, options.height, options.fps))
     window = None if options.headless else CaptureWindow("nsl capture")
-    tracker = make_hands(hand_model, None, 1, mode="video")
+    tracker = make_hands(hand_model, None, 1, mode="video", confidences=confidences)
     store.table.meta["hand_model"] = hand_model.name
     if options.headless and source.spec.live:
         print("capturing headless from a live source: the countdown starts by itself", file=sys.stderr)
