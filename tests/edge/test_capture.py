@@ -137,3 +137,44 @@ def test_train_split_grouped_by_signer_consumes_it_merged_with_a_dataset(capture
     assert any("bikram_s1_" in row["path"] for row in rest)
     assert not any("asha_" in row["path"] for row in rest)
     assert (tmp_path / "run" / "metrics.json").is_file()
+
+
+class ScriptedWindow:
+    """A window stand-in: per shown frame, the key action of ``script`` (None: no key); keeps what was drawn."""
+
+    def __init__(self, script):
+        self.script, self.shown, self.closed = list(script), [], False
+
+    def show(self, image, wait_ms=1):
+        self.shown.append(image)
+        return self.script.pop(0) if self.script else "quit"
+
+    def close(self, summary=None):
+        self.closed = True
+
+
+def test_keys_start_go_back_and_redo_on_the_live_view(tmp_path, hand_model):
+    """Space starts the countdown, a burst saves and moves on, p goes back, r discards that class's take."""
+    from nsl.edge.capture import CaptureStore
+    from nsl.edge.capture_app import Capture, CaptureOptions
+    from nsl.edge.hands import make_hands
+    from nsl.edge.sources import FrameSource, SourceSpec
+    from nsl.labels import load_labels
+    from nsl.preprocess import CropSpec
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for number, photo in enumerate(sorted((real_data("nsl_numbers") / "0").glob("*.png"))[:6]):
+        (photos / f"{number}.png").symlink_to(photo)
+    options = CaptureOptions(out=str(tmp_path / "out"), signer="asha", burst=2, every=1, countdown=0, mirror=True)
+    store = CaptureStore(options.out, load_labels("nsl36"), "asha", "s1", CropSpec(size=64))
+    window = ScriptedWindow([None, "pause", None, None, "previous", "redo"])
+    capture = Capture(options, store, FrameSource(SourceSpec("folder", photos)), make_hands(hand_model), window)
+    summary = capture.run()
+    assert summary["frames"] == 6 and summary["saved"] == 2  # frame 1 waited, 2 started, 3-4 saved the burst
+    assert capture.position == 0 and capture.state == "waiting"  # back on class 0 after p, then r
+    assert not list((tmp_path / "out").glob("*/*.jpg"))  # r discarded the take
+    assert len(HandsTable.load(tmp_path / "out" / LANDMARKS_FILE)) == 0 and window.closed
+    assert len(window.shown) == 6 and all(image.shape[2] == 3 for image in window.shown)
+    drawn = window.shown[2]  # during the burst: the crop preview sits in the bottom-right corner
+    assert drawn[-40:, -40:].any()
