@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from nsl.edge.capture import CaptureStore, Saved, default_session
+from nsl.edge.capture import CaptureStore, Saved, check_name, default_session
 from nsl.edge.hand_model import resolve as resolve_hand_model
 from nsl.edge.hands import Confidences, make_hands
 from nsl.edge.outputs import Window
@@ -183,11 +183,14 @@ def run_capture(options: CaptureOptions, source: FrameSource | None = None) -> d
     confidences = Confidences(options.min_hand_detection_confidence, options.min_hand_presence_confidence,
                               options.min_tracking_confidence)
     labels = load_labels(options.labels)
-    store = CaptureStore(options.out, labels, options.signer, options.session or default_session(),
-                         CropSpec(size=options.size, margin=options.margin))
+    session = check_name("session", options.session or default_session())
+    check_name("signer", options.signer)
     hand_model = resolve_hand_model(options.hand_model)
     source = source or FrameSource(parse_source(options.source, options.width, options.height, options.fps))
     window = None if options.headless else CaptureWindow("nsl capture")
+    # the folder last: a mistake above (name, source, display) leaves nothing written
+    store = CaptureStore(options.out, labels, options.signer, session, CropSpec(size=options.size,
+                                                                                 margin=options.margin))
     tracker = make_hands(hand_model, None, 1, mode="video", confidences=confidences)
     store.table.meta["hand_model"] = hand_model.name
     if options.headless and source.spec.live:
