@@ -24,8 +24,8 @@ import numpy as np
 from nsl.edge.bundle import Bundle, open_bundle
 from nsl.edge.recognizer import Recognizer
 from nsl.edge.hand_model import resolve as resolve_hand_model
-from nsl.edge.hands import Box, Hand, Tracker, make_hands, parse_roi
-from nsl.edge.outputs import Sink, Window, make_sinks, save_snapshot
+from nsl.edge.hands import Box, Confidences, Hand, Tracker, make_hands, parse_roi
+from nsl.edge.outputs import Sink, Window, make_sinks, save_snapshot, wants_status
 from nsl.edge.render import Renderer
 from nsl.edge.smoothing import NO_HAND, UNKNOWN, HandSmoothers
 from nsl.edge.sources import Frame, FrameSource, parse_source
@@ -33,6 +33,13 @@ from nsl.edge.timing import StageTimer
 from nsl.preprocess import crop_box, crop_hand
 
 log = logging.getLogger(__name__)
+
+TOP_K = 3  # classes per hand in the JSON lines and the overlay's top-3
+
+
+def _no_label(text: str) -> dict:
+    """The label fields of a frame without a known sign ("unknown", "no hand")."""
+    return {"index": None, "name": text, "roman": text, "ascii": text}
 
 
 @dataclass
@@ -56,6 +63,21 @@ class AppOptions:
     max_frames: int | None = None
     show_landmarks: bool = False
     model_kind: str | None = None   # cnn | landmarks | fused (default: fused when the bundle has both models)
+    min_hand_detection_confidence: float = 0.5   # MediaPipe HandLandmarker's thresholds (nsl.edge.hands.Confidences)
+    min_hand_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    width: int | None = None        # camera mode asked for (cameras and presets only)
+    height: int | None = None
+    fps: float | None = None
+    mirror: bool = False            # mirrored view (window, recording); tracking and classification unchanged
+    show_top: bool = False          # the overlay lists each hand's top-3
+    hide_timing: bool = False       # start with the timing panel off (key t toggles it)
+    status: str = "auto"            # one live status line on the terminal: auto (headless on a terminal) | on | off
+    json_max_mb: float | None = None  # rotate the JSON file at this size (FILE.1 .. FILE.3 kept)
+
+    def confidences(self) -> Confidences:
+        return Confidences(self.min_hand_detection_confidence, self.min_hand_presence_confidence,
+                           self.min_tracking_confidence)
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,8 @@ class HandResult:
     smoothed: int | None    # smoothed label, None below the threshold
     confidence: float       # confidence of the smoothed label
     text: str               # what is shown: the smoothed label, or "unknown"
+    top: tuple = ()         # this frame's three most probable classes: ((index, probability), ...)
+    labels: tuple = ()      # the bundle's labels, for the overlay's top-3 (nsl.labels.Label)
 
     @property
     def known(self) -> bool:
@@ -111,6 +135,7 @@ class App:
     def from_options(cls, options: AppOptions, source: FrameSource | None = None) -> "App":
         """The parts ``options`` ask for (``source``: an already-built FrameSource, e.g. a test's fake camera)."""
         roi = parse_roi(options.roi) if options.roi else None
+        confidences = options.confidences()
         hand_model = None if roi else resolve_hand_model(options.hand_model)  # cheap checks first
         # the classifier runs beside the hand tracker: by default it gets half the cores, the tracker the rest
         # (all cores for both slowed tracking by half on 2 cores with onnxruntime's spinning threads)
@@ -118,10 +143,12 @@ class App:
         bundle = open_bundle(options.model)
         classifier = Recognizer.open(bundle, options.backend, options.precision, threads, options.model_kind)
         smoothers = HandSmoothers(options.smooth, options.smooth_method, options.threshold)
-        renderer = Renderer(options.show_landmarks)
-        source = source or FrameSource(parse_source(options.source))
-        sinks = make_sinks(options.json, options.output, getattr(source.reader, "fps", 30.0), not options.headless)
-        tracker = make_hands(hand_model, roi, options.hands, mode="video")  # last: nothing left to fail after it
+        renderer = Renderer(options.show_landmarks, options.mirror, options.show_top, not options.hide_timing)
+        source = source or FrameSource(parse_source(options.source, options.width, options.height, options.fps))
+        sinks = make_sinks(options.json, options.output, getattr(source.reader, "fps", 30.0), not options.headless,
+                           json_max_mb=options.json_max_mb, status=wants_status(options))
+        tracker = make_hands(hand_model, roi, options.hands, mode="video",  # last: nothing left to fail after it
+                             confidences=confidences)
         log.info("model %s (%s, %d threads), hands: %s, source: %s", classifier.path.name, classifier.backend,
                  threads, tracker.name, options.source)
         return cls(source, tracker, classifier, renderer, sinks, bundle, smoothers, options.max_frames)
@@ -152,10 +179,11 @@ class App:
     def _smooth(self, step: Step, probs: np.ndarray) -> list[HandResult]:
         results = []
         for hand, box, row in zip(step.hands, step.boxes, probs):
-            top = int(np.argmax(row))
+            order = np.argsort(row)[::-1][:TOP_K]
+            top = tuple((int(i), float(row[i])) for i in order)
             smoothed = self.smoothers.update(hand.track_id, row, step.frame.index)
-            results.append(HandResult(hand, box, top, float(row[top]), smoothed.index, smoothed.confidence,
-                                      self._label_text(smoothed.index)))
+            results.append(HandResult(hand, box, top[0][0], top[0][1], smoothed.index, smoothed.confidence,
+                                      self._label_text(smoothed.index), top, tuple(self.bundle.labels)))
         self.smoothers.prune(step.frame.index)
         return results
 
@@ -164,12 +192,17 @@ class App:
         if not self.frame_sinks:  # headless without a recording: nobody sees a drawing
             return None
         stage_ms = {name: values[-1] for name, values in self.timer.recent.items() if values}
+        model = self.timer.notes.get("classifier_model")
+        if model:  # the classifier's own inference on its worker, beside the loop's wait for it
+            stage_ms["model"] = model[-1]
         image = self.renderer.draw(step.frame.image, results, self.timer.live_fps(), stage_ms, self.source.status)
         self.last_image = image
         actions = [sink.frame(image) for sink in self.frame_sinks]
         action = next((action for action in actions if action), None)
         if action == "snapshot":
             save_snapshot(image)
+        elif action == "timing":
+            self.renderer.show_timing = not self.renderer.show_timing
         return action
 
     def _complete(self, step: Step) -> str | None:
@@ -182,7 +215,7 @@ class App:
         with self.timer.stage("draw"):
             action = self._render(step, results)
         stage_ms = self.timer.end_frame()
-        self.labels_seen.update([result.text for result in results] or [NO_HAND])
+        self.labels_seen.update([result.smoothed if result.known else UNKNOWN for result in results] or [NO_HAND])
         if self.record_sinks:
             record = self._record(step, results, answered, stage_ms)
             for sink in self.record_sinks:
@@ -191,14 +224,18 @@ class App:
 
     def _record(self, step: Step, results: list[HandResult], answered: list, stage_ms: dict) -> dict:
         labels = self.bundle.labels
+        first = results[0].smoothed if results else None
+        shown = labels[first].fields() if first is not None else _no_label(UNKNOWN if results else NO_HAND)
         return {
             "time": round(time.time(), 3), "frame": step.frame.index, "timestamp_ms": step.frame.timestamp_ms,
-            "label": results[0].text if results else NO_HAND,
+            "label": first, "text": shown["name"], "roman": shown["roman"], "ascii": shown["ascii"],
             "hands": [{"track": r.hand.track_id, "box": [round(v, 1) for v in r.box],
                        "handedness": r.hand.handedness, "score": round(r.hand.score, 3),
                        "label": r.index, "text": labels[r.index].name, "roman": labels[r.index].roman,
-                       "probability": round(r.probability, 4), "smoothed": r.smoothed,
+                       "ascii": labels[r.index].ascii, "probability": round(r.probability, 4),
+                       "top": [[index, round(p, 4)] for index, p in r.top], "smoothed": r.smoothed,
                        "smoothed_text": UNKNOWN if r.smoothed is None else labels[r.smoothed].name,
+                       "smoothed_roman": UNKNOWN if r.smoothed is None else labels[r.smoothed].roman,
                        "confidence": round(r.confidence, 4), "models": list(models)}
                       for r, models in zip(results, answered)],
             "stage_ms": {name: round(ms, 3) for name, ms in stage_ms.items()},
@@ -254,13 +291,19 @@ class App:
     def summary(self) -> dict:
         summary = self.timer.summary()
         summary.update({
-            "labels_seen": dict(self.labels_seen.most_common()), "dropped_frames": self.source.dropped,
+            "labels_seen": self._labels_seen(), "dropped_frames": self.source.dropped,
             "reconnects": self.source.reconnects, "backend": self.classifier.backend,
             "model_file": self.classifier.path.name, "hand_tracker": self.tracker.name,
             "model_kind": getattr(self.classifier, "kind", "cnn"),
             "model_files": getattr(self.classifier, "files", [self.classifier.path.name]),
             "devanagari_font": self.renderer.devanagari})
         return summary
+
+    def _labels_seen(self) -> list[dict]:
+        """Frames per shown label, keyed by class index (None: unknown / no hand), most frequent first."""
+        labels = self.bundle.labels
+        return [{**(labels[key].fields() if isinstance(key, int) else _no_label(key)), "frames": count}
+                for key, count in self.labels_seen.most_common()]
 
     def close(self, ended: bool = True) -> dict | None:
         """Stop the inputs, then close the sinks with the summary (none when the run did not end normally: an

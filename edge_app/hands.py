@@ -40,6 +40,28 @@ class Hand:
     world: np.ndarray | None = None  # (21, 3) world landmarks, metres about the hand's centre
 
 
+@dataclass(frozen=True)
+class Confidences:
+    """MediaPipe HandLandmarker's three thresholds, by its own names (0..1; MediaPipe's default 0.5 each):
+    the palm detector's score to report a hand, the landmark model's score that a hand is present, and the
+    score to keep tracking in VIDEO mode (below it the palm detector runs again)."""
+
+    min_hand_detection_confidence: float = 0.5
+    min_hand_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+
+    def __post_init__(self):
+        for name, value in self.as_options().items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0:
+                raise NslError(f"--{name.replace('_', '-')} {value!r}: expected a number from 0 to 1 "
+                               f"(MediaPipe's default is 0.5)")
+
+    def as_options(self) -> dict:
+        return {"min_hand_detection_confidence": self.min_hand_detection_confidence,
+                "min_hand_presence_confidence": self.min_hand_presence_confidence,
+                "min_tracking_confidence": self.min_tracking_confidence}
+
+
 @runtime_checkable
 class Tracker(Protocol):
     """What the app and ``nsl predict`` need of a hand tracker."""
@@ -178,7 +200,7 @@ class MediaPipeHands:
     frame's own pixels."""
 
     def __init__(self, model_path, max_hands: int = 1, mode: str = "video", still_padding: float = 0.25,
-                 box_alpha: float = 0.6, min_confidence: float = 0.5):
+                 box_alpha: float = 0.6, confidences: "Confidences | None" = None):
         from mediapipe.tasks.python.core.base_options import BaseOptions
         from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions, RunningMode
 
@@ -191,8 +213,7 @@ class MediaPipeHands:
         options = HandLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model_path)),
             running_mode=RunningMode.VIDEO if mode == "video" else RunningMode.IMAGE,
-            num_hands=max_hands, min_hand_detection_confidence=min_confidence,
-            min_hand_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
+            num_hands=max_hands, **(confidences or Confidences()).as_options())
         try:
             self.landmarker = HandLandmarker.create_from_options(options)
         except (RuntimeError, ValueError) as err:
@@ -257,7 +278,7 @@ def _found_hand(points, categories, world, shape, pad: int, scale: float = 1.0) 
 
 
 def make_hands(model_path=None, roi: Box | None = None, max_hands: int = 1, mode: str = "video",
-               whole_image: bool = False) -> Tracker:
+               whole_image: bool = False, confidences: "Confidences | None" = None) -> Tracker:
     """The tracker for the options: the whole image (``whole_image``), else a fixed region when ``roi`` is
     given, else MediaPipe with ``model_path`` (a resolved hand_landmarker.task)."""
     if max_hands not in (1, 2):
@@ -266,5 +287,5 @@ def make_hands(model_path=None, roi: Box | None = None, max_hands: int = 1, mode
         return WholeImage()
     if roi is not None:
         return RoiHands(roi)
-    return MediaPipeHands(model_path, max_hands=max_hands, mode=mode)
+    return MediaPipeHands(model_path, max_hands=max_hands, mode=mode, confidences=confidences)
 

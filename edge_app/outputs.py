@@ -43,26 +43,54 @@ class Sink:
 
 class JsonLines(Sink):
     """One JSON object per line to a file or ``-`` (stdout), flushed per line so a reader can follow it and
-    a crash leaves only whole lines. As a sink: a line per frame record, then ``{"summary": ...}``."""
+    a crash leaves only whole lines. As a sink: a line per frame record, then ``{"summary": ...}``.
+
+    ``max_mb``: when the file reaches this size it is rotated as Python's logging does (FILE -> FILE.1 -> ...
+    FILE.3, the oldest dropped), so a service's log stays under (BACKUPS + 1) x max_mb; stdout is never rotated
+    (the service manager's journal keeps it)."""
 
     takes_records = True
+    BACKUPS = 3
 
-    def __init__(self, target: str | Path):
+    def __init__(self, target: str | Path, max_mb: float | None = None):
+        if max_mb is not None and not max_mb > 0:
+            raise NslError(f"--json-max-mb {max_mb}: expected a positive size in MB (e.g. 50)")
+        self.max_bytes = int(max_mb * 1024 * 1024) if max_mb else None
         self.to_stdout = str(target) == "-"
+        self.path = None if self.to_stdout else Path(target).expanduser()
         if self.to_stdout:
             self.stream = sys.stdout
         else:
-            path = Path(target).expanduser()
+            path = self.path
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
+                if self.max_bytes and path.is_file() and path.stat().st_size:  # a restarted service keeps its log
+                    self._shift()
                 self.stream = open(path, "w", encoding="utf-8")
             except OSError as err:  # a folder, /proc, a read-only mount, no permission
                 raise NslError(f"--json {target}: cannot write this file ({err.strerror or err}); "
                                f"name a file in a writable folder, or - for stdout") from None
 
     def write(self, record: dict) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        if self.max_bytes and not self.to_stdout and self.stream.tell() + len(line.encode()) > self.max_bytes \
+                and self.stream.tell() > 0:
+            self._rotate()
+        self.stream.write(line)
         self.stream.flush()
+
+    def _rotate(self) -> None:
+        self.stream.close()
+        self._shift()
+        self.stream = open(self.path, "w", encoding="utf-8")
+
+    def _shift(self) -> None:
+        """FILE -> FILE.1, FILE.1 -> FILE.2, ..., the oldest dropped."""
+        for number in range(self.BACKUPS, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{number}")
+            newer = self.path.with_name(f"{self.path.name}.{number - 1}") if number > 1 else self.path
+            if newer.exists():
+                os.replace(newer, older)
 
     def record(self, record: dict) -> None:
         self.write(record)
@@ -149,7 +177,7 @@ class Window(Sink):
     """An OpenCV window; ``show`` returns the action of the key pressed: quit, pause, snapshot or None."""
 
     takes_frames = True
-    KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("s"): "snapshot"}
+    KEYS = {ord("q"): "quit", 27: "quit", ord(" "): "pause", ord("s"): "snapshot", ord("t"): "timing"}
 
     def __init__(self, title: str = "nsl"):
         if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -178,13 +206,56 @@ class Window(Sink):
 
 
 def make_sinks(json: str | None = None, output: str | None = None, fps: float = 30.0,
-               window: bool = True) -> list[Sink]:
-    """The sinks of ``nsl app --json FILE|- --output VIDEO`` (and a window unless headless). Frames go to the
-    recorder before the window; the JSON lines come last, so they carry the summary once the others closed."""
-    lines = JsonLines(json) if json else None
+               window: bool = True, json_max_mb: float | None = None, status: bool = False) -> list[Sink]:
+    """The sinks of ``nsl app --json FILE|- --output VIDEO`` (and a window unless headless, a status line when
+    asked). Frames go to the recorder before the window; the JSON lines come last, so they carry the summary
+    once the others closed."""
+    lines = JsonLines(json, json_max_mb) if json else None
     recorder = VideoRecorder(output, fps) if output else None
     screen = Window() if window else None
-    return [sink for sink in (recorder, screen, lines) if sink is not None]
+    line = StatusLine() if status else None
+    return [sink for sink in (recorder, screen, line, lines) if sink is not None]
+
+
+class StatusLine(Sink):
+    """One line on the terminal (stderr), rewritten in place about twice a second: frames/s and the label shown.
+    The loop makes a frame's record for it as for the JSON lines."""
+
+    takes_records = True
+
+    def __init__(self, stream=None, every_s: float = 0.5):
+        self.stream, self.every_s = stream or sys.stderr, every_s
+        self.times: list[float] = []
+        self.last_shown, self.width = 0.0, 0
+
+    def record(self, record: dict) -> None:
+        now = time.monotonic()
+        self.times = [t for t in self.times if now - t < 2.0] + [now]
+        if now - self.last_shown < self.every_s:
+            return
+        self.last_shown = now
+        fps = (len(self.times) - 1) / (self.times[-1] - self.times[0]) if len(self.times) > 1 else 0.0
+        label = record.get("text", "")
+        if record.get("label") is not None:
+            label = f"{record['label']} {record['text']} ({record['roman']}) {record['hands'][0]['confidence']:.0%}"
+        text = f"frame {record['frame']}  {fps:5.1f} FPS  {label}"
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def close(self, summary: dict | None = None) -> None:
+        if self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def wants_status(options) -> bool:
+    """``--status auto``: a status line when headless on a terminal and stderr is not where the JSON goes."""
+    if options.status not in ("auto", "on", "off"):
+        raise NslError(f"--status {options.status!r}: expected auto, on or off")
+    if options.status != "auto":
+        return options.status == "on"
+    return bool(options.headless and sys.stderr.isatty())
 
 
 def save_snapshot(image_bgr: np.ndarray, folder: str | Path = ".") -> Path:

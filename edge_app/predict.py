@@ -57,14 +57,14 @@ def _classify(image: np.ndarray, tracker, bundle, classifier) -> tuple[list[tupl
 def _rows(path: Path, boxes: list[tuple], probs: np.ndarray, labels, top: int) -> list[dict]:
     if not boxes:
         return [{"path": str(path), "hand": None, "label": None, "text": "no hand", "roman": "no hand",
-                 "confidence": None, "box": None, "top": []}]
+                 "ascii": "no hand", "confidence": None, "box": None, "top": []}]
     rows = []
     for number, ((box, side, score, models), row) in enumerate(zip(boxes, probs)):
         order = np.argsort(row)[::-1][:top]
         best = int(order[0])
         rows.append({"path": str(path), "hand": number, "handedness": side, "hand_score": round(score, 3),
                      "box": [round(v, 1) for v in box], "label": best, "text": labels[best].name,
-                     "roman": labels[best].roman, "confidence": round(float(row[best]), 4),
+                     "roman": labels[best].roman, "ascii": labels[best].ascii, "confidence": round(float(row[best]), 4),
                      "top": [[int(i), round(float(row[i]), 4)] for i in order], "models": list(models)})
     return rows
 
@@ -88,13 +88,13 @@ def predict_images(bundle, classifier, paths: list[Path], tracker, top: int = 3)
 
 def format_table(rows: list[dict], devanagari: bool = True) -> str:
     """A plain text table: image, hand, label, confidence, box."""
-    lines = [f"{'image':40s} {'hand':>4s}  {'label':12s} {'conf':>6s}  box"]
+    lines = [f"{'image':40s} {'hand':>4s}  {'label':14s} {'conf':>6s}  box"]
     for row in rows:
         name = str(row["path"])[-40:]
         if row.get("label") is None:
-            lines.append(f"{name:40s} {'-':>4s}  {row['text']:12s} {'-':>6s}  -")
+            lines.append(f"{name:40s} {'-':>4s}  {row['text']:14s} {'-':>6s}  -")
             continue
-        text = f"{row['text']} ({row['roman']})" if devanagari else row["roman"]
+        text = f"{row['label']} " + (f"{row['text']} ({row['roman']})" if devanagari else row["ascii"])
         box = ",".join(f"{v:.0f}" for v in row["box"])
-        lines.append(f"{name:40s} {row['hand']:>4d}  {text:12s} {row['confidence']:6.1%}  {box}")
+        lines.append(f"{name:40s} {row['hand']:>4d}  {text:14s} {row['confidence']:6.1%}  {box}")
     return "\n".join(lines)

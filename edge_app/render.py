@@ -84,10 +84,12 @@ class Renderer:
     """Draw one frame's results; ``draw`` returns a BGR image for the window and the video file. Text scales
     with the frame: labels about 1/16 of its height, the status lines smaller."""
 
-    def __init__(self, show_landmarks: bool = False):
-        self.show_landmarks = show_landmarks
+    def __init__(self, show_landmarks: bool = False, mirror: bool = False, show_top: bool = False,
+                 show_timing: bool = True):
+        self.show_landmarks, self.mirror, self.show_top, self.show_timing = show_landmarks, mirror, show_top, show_timing
         self.font = find_devanagari_font()
         self.label_size = self.small_size = 24
+        self.width = 0  # of the frame being drawn (a mirrored view flips x about it)
 
     @property
     def devanagari(self) -> bool:
@@ -114,10 +116,10 @@ class Renderer:
         """``result`` has .hand (nsl.edge.hands.Hand), .box (the crop the classifier saw, drawn), .text (label to
         show), .confidence, .known."""
         colour = GREEN if result.known else GREY
-        x0, y0, x1, y1 = (int(round(v)) for v in result.box)
+        x0, y0, x1, y1 = (int(round(v)) for v in self._x(result.box))
         cv2.rectangle(image, (x0, y0), (x1, y1), colour, 2)
         if self.show_landmarks and result.hand.landmarks is not None:
-            points = np.round(result.hand.landmarks[:, :2]).astype(int)
+            points = np.round(self._points(result.hand.landmarks[:, :2])).astype(int)
             for a, b in HAND_CONNECTIONS:
                 cv2.line(image, tuple(points[a]), tuple(points[b]), WHITE, 1, cv2.LINE_AA)
             for point in points:
@@ -128,13 +130,36 @@ class Renderer:
         width, _ = self.text(image, result.text, x, top, BLACK, colour, self.label_size)
         if result.known:  # the confidence apart from the label, so the rendered label stays cached
             self.text(image, f"{result.confidence:.0%}", x + width, top, WHITE)
+        if self.show_top and getattr(result, "top", None):
+            self.draw_top(image, result, x, max(y0, top + label_height))
+
+    def draw_top(self, image: np.ndarray, result, x: int, y: int) -> None:
+        """This frame's three most probable classes under the label: index, name, probability."""
+        for index, probability in result.top:
+            label = result.labels[index]
+            name = label.display(self.devanagari)
+            y += self.text(image, f"{index} {name} {probability:.0%}", x, y, WHITE)[1]
+
+    def _x(self, box) -> tuple:
+        """A box in the drawn view: mirrored about the frame's middle when the view is."""
+        x0, y0, x1, y1 = box
+        return (self.width - x1, y0, self.width - x0, y1) if self.mirror else (x0, y0, x1, y1)
+
+    def _points(self, points: np.ndarray) -> np.ndarray:
+        if not self.mirror:
+            return points
+        flipped = np.array(points, dtype=float)
+        flipped[:, 0] = self.width - flipped[:, 0]
+        return flipped
 
     def draw(self, frame_rgb: np.ndarray, results: list, fps: float, stage_ms: dict, status: str = "") -> np.ndarray:
         image = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+        if self.mirror:  # the view only: tracking and classification saw the frame as the camera gave it
+            image = cv2.flip(image, 1)
+        self.width = image.shape[1]
         self.label_size = int(np.clip(image.shape[0] / 16, 14, 64))
         self.small_size = int(np.clip(image.shape[0] / 30, 10, 32))
-        timings = " ".join(f"{name} {stage_ms.get(name, 0):.1f}" for name in ("hands", "classify", "draw"))
-        y = self.text(image, f"{fps:4.1f} FPS  {timings} ms", 0, 0, WHITE)[1]
+        y = self.text(image, timing_text(fps, stage_ms) if self.show_timing else f"{fps:4.1f} FPS", 0, 0, WHITE)[1]
         if not results:
             y += self.text(image, NO_HAND, 0, y, WHITE, GREY, self.label_size)[1]
         if status:
@@ -142,3 +167,15 @@ class Renderer:
         for result in results:  # after the status lines: a label near the top stays readable
             self.draw_hand(image, result)
         return image
+
+
+def timing_text(fps: float, stage_ms: dict) -> str:
+    """The timing panel: frame rate, hand tracking, the classifier's own inference (``model``, on its worker
+    thread, beside tracking) and what the loop waited for it (``wait``), drawing."""
+    parts = [f"hands {stage_ms.get('hands', 0):.1f}"]
+    if "model" in stage_ms:
+        parts.append(f"classify {stage_ms['model']:.1f} (wait {stage_ms.get('classify', 0):.1f})")
+    else:
+        parts.append(f"classify {stage_ms.get('classify', 0):.1f}")
+    parts.append(f"draw {stage_ms.get('draw', 0):.1f}")
+    return f"{fps:4.1f} FPS  " + "  ".join(parts) + " ms"

@@ -18,7 +18,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from nsl.edge.camera_presets import is_gstreamer_pipeline, require_gstreamer, resolve_source
+from nsl.edge.camera_presets import PRESETS, is_gstreamer_pipeline, require_gstreamer, resolve_source
 from nsl.preprocess import read_image, to_rgb
 from nsl.errors import NslError
 from nsl.fileio import IMAGE_SUFFIXES, is_image_file
@@ -32,6 +32,7 @@ STREAM_TIMEOUT_S = 10  # a stream that sends nothing for this long (opening or r
 class SourceSpec:
     kind: str            # camera | video | folder | stream | gstreamer
     target: object       # camera index or device path, file/folder path, URL, pipeline string
+    camera: tuple = ()   # a camera's requested (width, height, fps), None where not asked (--width/--height/--fps)
 
     @property
     def live(self) -> bool:
@@ -45,14 +46,18 @@ class Frame:
     timestamp_ms: int
 
 
-def parse_source(text: str | int) -> SourceSpec:
+def parse_source(text: str | int, width: int | None = None, height: int | None = None,
+                 fps: float | None = None) -> SourceSpec:
     """``0`` or ``/dev/video0`` -> camera; ``picam``/``csi``/``usb`` presets or ``... ! appsink`` -> GStreamer;
-    ``rtsp://``/``http://`` -> stream; a folder -> its images; an image file -> that image; other files -> video."""
-    resolved = resolve_source(text)
-    if isinstance(resolved, int):
-        return SourceSpec("camera", resolved)
-    if resolved.startswith("/dev/video"):
-        return SourceSpec("camera", resolved)
+    ``rtsp://``/``http://`` -> stream; a folder -> its images; an image file -> that image; other files -> video.
+    ``width``, ``height``, ``fps`` ask a camera (index, device, preset) for that mode; other sources refuse them."""
+    camera = _camera_settings(width, height, fps)
+    resolved = resolve_source(with_preset_settings(text, *camera) if camera else text)
+    if isinstance(resolved, int) or resolved.startswith("/dev/video"):
+        return SourceSpec("camera", resolved, camera)
+    if camera and not is_preset(text):
+        raise NslError(f"--width/--height/--fps: apply to cameras (an index, /dev/videoN, picam, csi, usb); "
+                       f"--source {text} is not one (a file or stream keeps its own size)")
     if "://" in resolved:
         return SourceSpec("stream", resolved)
     if is_gstreamer_pipeline(resolved) or " ! " in resolved:
@@ -66,6 +71,39 @@ def parse_source(text: str | int) -> SourceSpec:
     raise NslError(f"--source {text}: no such file, folder or camera (use a camera index such as 0, /dev/videoN, "
                    "picam, csi or usb, a video file, a folder of images, an rtsp:// or http:// URL, "
                    "or a GStreamer pipeline)")
+
+
+def _camera_settings(width, height, fps) -> tuple:
+    if all(value is None for value in (width, height, fps)):
+        return ()
+    for name, value in (("width", width), ("height", height), ("fps", fps)):
+        if value is not None and not 0 < value <= (240 if name == "fps" else 8192):
+            raise NslError(f"--{name} {value}: expected a positive number (e.g. --width 1280 --height 720 --fps 30)")
+    return width, height, fps
+
+
+def is_preset(text) -> bool:
+    return isinstance(text, str) and text.strip().partition(":")[0] in PRESETS
+
+
+def with_preset_settings(text, width, height, fps):
+    """A preset's text with ``width=,height=,fps=`` appended (they win over its own size); others unchanged."""
+    if not is_preset(text):
+        return text
+    extra = ",".join(f"{name}={int(value)}" for name, value in (("width", width), ("height", height), ("fps", fps))
+                     if value is not None)
+    return f"{text}{',' if ':' in text else ':'}{extra}"
+
+
+def apply_camera_settings(capture, target, settings: tuple) -> None:
+    """Ask an opened camera for a size and rate; a camera picks its nearest mode, so what it chose is logged."""
+    props = (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT, cv2.CAP_PROP_FPS)
+    for prop, value in zip(props, settings):
+        if value is not None:
+            capture.set(prop, float(value))
+    got = [capture.get(prop) for prop in props]
+    log.info("camera %s: asked %s, got %gx%g at %g fps", target,
+             "x".join("-" if v is None else f"{v:g}" for v in settings), *got)
 
 
 class FolderReader:
@@ -122,6 +160,8 @@ class CaptureReader:
         if not self.capture.isOpened():
             self.capture.release()
             raise NslError(_cannot_open(spec))
+        if spec.kind == "camera" and spec.camera:
+            apply_camera_settings(self.capture, target, spec.camera)
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0)
         self.fps = fps if 1 <= fps <= 240 else 30.0
 

@@ -89,7 +89,13 @@ def format_summary(summary: dict) -> str:
     rows = {**summary["stages_ms"], **{f"({name})": values for name, values in summary.get("notes_ms", {}).items()}}
     for name, values in rows.items():
         lines.append(f"{name:18s} " + " ".join(f"{values[key]:8.2f}" for key in ("mean", "p50", "p90", "p99")))
-    seen = summary.get("labels_seen") or {}
-    if seen:
-        lines.append("labels seen: " + ", ".join(f"{label} x{count}" for label, count in seen.items()))
+    seen = summary.get("labels_seen") or []
+    if seen:  # by class index, with the Devanagari and the distinct roman: no two classes merge here
+        lines.append("labels seen: " + ", ".join(_seen_text(row) for row in seen))
     return "\n".join(lines)
+
+
+def _seen_text(row: dict) -> str:
+    if row.get("index") is None:
+        return f"{row['name']} x{row['frames']}"
+    return f"{row['index']} {row['name']} ({row['roman']}) x{row['frames']}"

@@ -49,3 +49,17 @@ def require(extra: str, command: str) -> None:
             f"pip install 'nsl-edge[{extra}]', or run it with .venvs/{extra}/bin/nsl")
     if extra == "train":
         prepare_tensorflow()
+
+
+DATA_MODULES = ("cv2", "imagehash")  # nsl data synth / check: OpenCV and ImageHash, which both extras install
+
+
+def require_data_tools(command: str) -> None:
+    """``nsl data synth`` / ``check`` run in either environment (no TensorFlow): a one-line error when neither
+    extra is installed."""
+    missing = [name for name in DATA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise EnvironmentMissing(
+            f"'nsl {command}' needs OpenCV and ImageHash ({', '.join(missing)} not installed): "
+            f"pip install 'nsl-edge[edge]' or 'nsl-edge[train]'")
+

@@ -4,6 +4,7 @@ confusion_matrix.png. matplotlib with the Agg backend (no display needed)."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,34 @@ def phase_boundaries(history: list[dict]) -> list[tuple[int, str]]:
     return starts
 
 
+def loss_upper_limit(series: list[list[float]]) -> float | None:
+    """The top of the loss axis: None (matplotlib's own) unless a spike would flatten the rest. Each series
+    (train, val) drops its largest value; the axis ends at 3 x the largest value left, when something lies above
+    (a falling curve's first epoch does not: it is kept whole)."""
+    rest = []
+    for values in series:
+        finite = sorted(v for v in values if np.isfinite(v))
+        rest += finite[:-1]
+    everything = [v for values in series for v in values if np.isfinite(v)]
+    if len(rest) < 2 or max(rest) <= 0:
+        return None
+    upper = 3 * max(rest)
+    return upper if max(everything) > upper else None
+
+
 def plot_training_curves(history: list[dict], path: Path) -> None:
+    """Loss (its axis clipped above a lone spike), accuracy and the learning rate per epoch, phases marked."""
     plt = _pyplot()
     epochs = [entry["epoch"] for entry in history]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
+        series = []
         for prefix, style in (("", "-o"), ("val_", "-s")):
             values = [entry.get(prefix + metric, np.nan) for entry in history]
+            series.append(values)
             ax.plot(epochs, values, style, markersize=3, label=f"{'val' if prefix else 'train'} {metric}")
+        if metric == "loss":
+            _clip_spikes(ax, epochs, series)
         for order, (start, name) in enumerate(phase_boundaries(history)):
             ax.axvline(start - 0.5, color="grey", linestyle="--", linewidth=0.8)
             height = 0.99 - 0.06 * (order % 3)  # staggered: one-epoch phases sit side by side
@@ -55,8 +76,30 @@ def plot_training_curves(history: list[dict], path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend(fontsize=8)
+    _plot_lr(axes[2], history)
     _save(fig, path)
     plt.close(fig)
+
+
+def _clip_spikes(ax, epochs: list, series: list[list[float]]) -> None:
+    upper = loss_upper_limit(series)
+    if upper is None:
+        return
+    ax.set_ylim(0, upper)
+    values = [v for line in series for v in line if np.isfinite(v)]
+    spikes = sorted({epoch for line in series for epoch, v in zip(epochs, line) if np.isfinite(v) and v > upper})
+    ax.plot(spikes, [upper] * len(spikes), "^", color="red", markersize=6, clip_on=False,
+            label=f"above the axis (max {max(values):.3g})")
+
+
+def _plot_lr(ax, history: list[dict]) -> None:
+    """The learning rate each epoch trained with (log scale): the phases' steps and any schedule within them."""
+    points = [(entry["epoch"], entry["lr"]) for entry in history if entry.get("lr")]
+    if points:
+        ax.plot(*zip(*points), "-o", markersize=3, color="tab:green")
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_title("learning rate")
 
 
 def plot_confusion(confusion: list[list[int]], labels: list[Label], path: Path) -> None:
@@ -68,15 +111,47 @@ def plot_confusion(confusion: list[list[int]], labels: list[Label], path: Path) 
     fig, ax = plt.subplots(figsize=(side, side))
     image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(labels))
-    names = [f"{label.index} {label.roman}" for label in labels]  # Devanagari needs a font matplotlib may lack
-    ax.set_xticks(ticks, names, rotation=90, fontsize=7)
-    ax.set_yticks(ticks, names, fontsize=7)
+    family = devanagari_font_family()
+    names = tick_names(labels, family is not None)
+    font = {"fontfamily": family} if family else {}
+    ax.set_xticks(ticks, names, rotation=90, fontsize=7, **font)
+    ax.set_yticks(ticks, names, fontsize=7, **font)
+    _cell_counts(ax, matrix, normalised)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("confusion matrix (row-normalised, test)")
     fig.colorbar(image, ax=ax, fraction=0.046)
     _save(fig, path)
     plt.close(fig)
+
+
+def devanagari_font_family() -> str | None:
+    """A font with Devanagari that matplotlib can use: ``NSL_FONT``, else an installed one whose name says
+    Devanagari (the training Docker image installs fonts-noto-core); None when there is none."""
+    from matplotlib import font_manager
+
+    wanted = os.environ.get("NSL_FONT")
+    candidates = [wanted] if wanted and Path(wanted).is_file() else []
+    candidates += sorted(f.fname for f in font_manager.fontManager.ttflist if "devanagari" in f.name.lower())
+    for candidate in candidates:
+        font_manager.fontManager.addfont(candidate)
+        return font_manager.FontProperties(fname=candidate).get_name()
+    return None
+
+
+def tick_names(labels: list[Label], devanagari: bool) -> list[str]:
+    """Tick labels keyed by class index: with a Devanagari font the Devanagari, else the ISO 15919 roman
+    (distinct: ट 'ṭa', त 'ta'), which the default font draws."""
+    return [f"{label.index} {label.name if devanagari else label.roman}" for label in labels]
+
+
+def _cell_counts(ax, matrix: np.ndarray, normalised: np.ndarray) -> None:
+    """The count of every non-empty cell, white on dark cells."""
+    size = max(4, min(9, 240 // max(len(matrix), 1)))
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            ax.text(column, row, f"{int(count)}", ha="center", va="center", fontsize=size,
+                    color="white" if normalised[row, column] > 0.5 else "black")
 
 
 def _phase_rows(history: list[dict], phases) -> list[str]:

@@ -89,7 +89,7 @@ def _deal_groups(group_of: np.ndarray, labels: np.ndarray, ratios, rng) -> np.nd
 
 
 def _grouped(samples: list[Sample], distance: int, ratios, rng) -> dict[str, list[Sample]]:
-    from nsl.train.neardup import connected_groups, near_pairs, phash_files
+    from nsl.neardup import connected_groups, near_pairs, phash_files
 
     hashes, valid = phash_files([s.path for s in samples])
     if not valid.all():

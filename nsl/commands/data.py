@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import json
 
-from nsl.env import require
+from nsl.env import missing_modules, require, require_data_tools
+
+
+def _register_tfrecords_if_possible() -> None:
+    """Where TensorFlow is installed, let ``nsl.dataset`` read TFRecord folders (the train stage registers its
+    reader on import); elsewhere such a folder is a one-line error naming the train environment."""
+    if not missing_modules("train"):
+        import nsl.train  # noqa: F401
 
 
 def _synth(args) -> int:
-    require("train", "data synth")
-    from nsl.train.synth import synthesize
+    require_data_tools("data synth")  # either environment: no TensorFlow
+    from nsl.synth import synthesize
 
     out = synthesize(args.out, classes=args.classes, per_class=args.per_class, size=args.size, seed=args.seed,
                      force=args.force)
@@ -24,8 +31,9 @@ def _synth(args) -> int:
 
 
 def _check(args) -> int:
-    require("train", "data check")
-    from nsl.train.check import check_dataset, format_report
+    require_data_tools("data check")  # either environment; TFRecords only where TensorFlow is
+    _register_tfrecords_if_possible()
+    from nsl.datacheck import check_dataset, format_report
 
     report = check_dataset(args.folder, labels=args.labels, split_file=args.split, distance=args.distance,
                            workers=args.workers)

@@ -26,11 +26,46 @@ def _add_model_options(parser) -> None:
                              "the landmark model; a hand without landmarks, e.g. --roi, is named by the CNN alone)")
 
 
+def _add_tracker_options(parser) -> None:
+    """MediaPipe HandLandmarker's three thresholds, by MediaPipe's own names."""
+    group = parser.add_argument_group("hand tracker (MediaPipe HandLandmarker; 0..1, default 0.5 each)")
+    group.add_argument("--min-hand-detection-confidence", type=float, default=0.5, metavar="P",
+                       help="palm detector score to report a hand")
+    group.add_argument("--min-hand-presence-confidence", type=float, default=0.5, metavar="P",
+                       help="landmark model score that a hand is present")
+    group.add_argument("--min-tracking-confidence", type=float, default=0.5, metavar="P",
+                       help="score to keep tracking a hand from frame to frame (VIDEO mode)")
+
+
+def _add_camera_options(parser) -> None:
+    group = parser.add_argument_group("camera (an index, /dev/videoN, picam, csi, usb)")
+    group.add_argument("--width", type=int, default=None, metavar="PX", help="frame width to ask the camera for")
+    group.add_argument("--height", type=int, default=None, metavar="PX", help="frame height to ask the camera for")
+    group.add_argument("--fps", type=float, default=None, help="frame rate to ask the camera for")
+    group.add_argument("--mirror", action="store_true",
+                       help="mirrored view, for any source (tracking and classification see the frame unmirrored)")
+
+
+def _add_app_view(parser) -> None:
+    group = parser.add_argument_group("what is shown and logged")
+    group.add_argument("--show-top", action="store_true", help="list each hand's top-3 classes on the overlay")
+    group.add_argument("--hide-timing", action="store_true", help="start with the timing panel off (key t toggles)")
+    group.add_argument("--status", choices=("auto", "on", "off"), default="auto",
+                       help="one live status line (frames/s, label) on stderr; auto: when headless on a terminal")
+    group.add_argument("--json-max-mb", type=float, default=None, metavar="MB",
+                       help="rotate the --json FILE at this size, keeping FILE.1..FILE.3 (an existing FILE is "
+                            "kept as FILE.1 at start); with --json - the service manager's journal rotates")
+
+
 def _add_app(commands) -> None:
     parser = commands.add_parser("app", help="live sign recognition from a camera, video, folder or stream",
                                  description="Camera frames -> MediaPipe hand landmarks -> square crop -> classifier "
-                                             "-> smoothed label. Keys: q quits, space pauses, s saves a snapshot.")
+                                             "-> smoothed label. Keys: q quits, space pauses, s saves a snapshot, "
+                                             "t toggles the timing panel.")
     _add_model_options(parser)
+    _add_tracker_options(parser)
+    _add_camera_options(parser)
+    _add_app_view(parser)
     parser.add_argument("--source", default="0",
                         help="camera index, /dev/videoN, picam|csi|usb[:WxH@FPS], video file, image folder, "
                              "rtsp:// or http:// URL, or a GStreamer pipeline (default 0)")
@@ -63,6 +98,7 @@ def _add_predict(commands) -> None:
                                  description="The same hand crop and classification as nsl app, on still images.")
     parser.add_argument("images", nargs="+", metavar="IMAGE|DIR", help="image files or folders of images")
     _add_model_options(parser)
+    _add_tracker_options(parser)
     parser.add_argument("--no-detect", action="store_true", help="classify the whole image (a ready crop)")
     parser.add_argument("--top", type=int, default=3, metavar="K", help="top-K classes in the JSON output")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
@@ -74,18 +110,21 @@ def _run_predict(args) -> int:
     require("edge", "predict")
     from nsl.edge.bundle import open_bundle
     from nsl.edge.hand_model import resolve
-    from nsl.edge.hands import make_hands, parse_roi
+    from nsl.edge.hands import Confidences, make_hands, parse_roi
     from nsl.edge.outputs import JsonLines
     from nsl.edge.predict import collect_images, format_table, predict_images
     from nsl.edge.recognizer import Recognizer
 
+    confidences = Confidences(args.min_hand_detection_confidence, args.min_hand_presence_confidence,
+                              args.min_tracking_confidence)
     paths = collect_images(args.images)
     bundle = open_bundle(args.model)
     classifier = Recognizer.open(bundle, args.backend, args.precision, args.threads, args.model_kind)
     roi = parse_roi(args.roi) if args.roi else None
     hand_model = None if roi is not None or args.no_detect else resolve(args.hand_model)
     out = JsonLines(args.json) if args.json else None  # a file that cannot be written fails before the work
-    tracker = make_hands(hand_model, roi, args.hands, mode="image", whole_image=args.no_detect)
+    tracker = make_hands(hand_model, roi, args.hands, mode="image", whole_image=args.no_detect,
+                         confidences=confidences)
     try:
         rows = predict_images(bundle, classifier, paths, tracker, args.top)
     finally:
@@ -129,8 +168,60 @@ def _run_hand_model(args) -> int:
     return 0
 
 
+def _add_capture(commands) -> None:
+    from nsl.config import load_defaults
+
+    defaults = load_defaults()
+    parser = commands.add_parser(
+        "capture", help="record your own signers: the app's hand crops, class by class, in the dataset layout",
+        description="Shows each class to sign (Devanagari and roman) with a countdown, then saves a burst of the "
+                    "app's own crops (its hand tracker and crop) and their landmarks to OUT/<class index>/"
+                    "SIGNER_SESSION_CLASS_NUMBER.jpg and OUT/landmarks.npz. Keys: space start, n next, p previous, "
+                    "r redo, q quit. Resumes a folder it finds (numbers go on, counts include earlier sessions). "
+                    "Headless from a video file: the countdowns start by themselves. Train on it with "
+                    "split=grouped group_pattern='^([^_]+)_' (one group per signer); see docs/DATA.md.")
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder to write (or resume)")
+    parser.add_argument("--signer", required=True, metavar="NAME", help="who signs (letters, digits, '-')")
+    parser.add_argument("--source", default="0", help="camera index, /dev/videoN, picam|csi|usb[:WxH@FPS], "
+                                                      "video file, image folder or stream (default 0)")
+    parser.add_argument("--session", default=None, metavar="S", help="session name (default: today, YYYYMMDD)")
+    parser.add_argument("--burst", type=int, default=10, metavar="N", help="crops saved per class and take "
+                                                                           "(default 10)")
+    parser.add_argument("--every", type=int, default=3, metavar="N",
+                        help="frames between two saved crops of a burst (default 3)")
+    parser.add_argument("--countdown", type=float, default=3.0, metavar="S", help="seconds before a burst "
+                                                                                  "(default 3)")
+    parser.add_argument("--labels", default=defaults["labels"], help="nsl36 or a labels CSV (default nsl36)")
+    parser.add_argument("--size", type=int, default=256, help="side of the saved crops, pixels (default 256)")
+    parser.add_argument("--margin", type=float, default=defaults["crop_margin"],
+                        help=f"crop margin around the hand (default {defaults['crop_margin']}, as the app)")
+    parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (default: cache)")
+    parser.add_argument("--headless", action="store_true", help="no window: countdowns start by themselves")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    _add_tracker_options(parser)
+    _add_camera_options(parser)
+    parser.set_defaults(func=_run_capture)
+
+
+def _run_capture(args) -> int:
+    require("edge", "capture")
+    from nsl.edge.capture_app import CaptureOptions, run_capture
+
+    summary = run_capture(CaptureOptions(**{name: getattr(args, name) for name in CaptureOptions.__dataclass_fields__}))
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        done = sum(row["this_signer"] > 0 for row in summary["classes"])
+        print(f"{summary['saved']} crops saved in {summary['frames']} frames; {summary['signer']} has signed "
+              f"{done}/{len(summary['classes'])} classes in {summary['out']}\n"
+              f"next: nsl train data={summary['out']} split=grouped group_pattern='{summary['group_pattern']}'")
+    return 0
+
+
 def add_commands(commands) -> None:
     """Register this package's subcommands on the ``nsl`` parser."""
     _add_app(commands)
+    _add_capture(commands)
     _add_predict(commands)
     _add_hand_model(commands)

@@ -54,7 +54,8 @@ def test_compose_file_parses_and_runs_the_app_headless(app_help):
         assert any(device.endswith(":/dev/video0") for device in service["devices"])
         assert (DOCKER / Path(service["build"]["dockerfile"]).name).is_file()
         command = " ".join(service["entrypoint"])
-        assert "nsl app" in command and "--headless" in command and "--json -" in command
+        assert "nsl app" in command and "--headless" in command and "--json /logs/app.jsonl" in command
+        assert "--json-max-mb" in command  # a log that does not grow without bound
         assert flags(command) <= flags(app_help), f"compose {name} uses options nsl app lacks"
     assert compose["services"]["pi"]["build"]["args"]["BOARD"] == "${PI_BOARD:-pi5}"
 
@@ -67,8 +68,8 @@ def test_systemd_unit_parses_and_restarts_the_headless_app(app_help):
     service = unit["Service"]
     assert service["Restart"] == "on-failure" and service["ExecStart"].startswith("/")
     command = service["ExecStart"]
-    assert " app " in command and "--headless" in command and "--json -" in command
-    assert service["StandardOutput"].startswith("append:") and service["StandardOutput"].endswith(".jsonl")
+    assert " app " in command and "--headless" in command and "--json /home/pi/nsl/logs/app.jsonl" in command
+    assert "--json-max-mb" in command and service["StandardOutput"] == "journal"  # bounded log; journald rotates
     assert flags(command) <= flags(app_help), "the unit uses options nsl app lacks"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
 

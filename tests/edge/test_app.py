@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -298,3 +299,56 @@ def test_json_into_a_folder_is_one_line_even_with_the_hand_tracker(tiny_bundle, 
                    "--json", tmp_path, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"--json {tmp_path}: cannot write this file (Is a directory)" in error_line(proc)
+
+
+def _without_timing(records):
+    """JSON lines with the fields that vary run to run (wall time, stage times) left out."""
+    out = []
+    for record in records:
+        if "summary" in record:
+            record = {key: value for key, value in record["summary"].items()
+                      if key not in ("wall_s", "mean_fps", "stages_ms", "notes_ms", "devanagari_font")}
+        else:
+            record = {key: value for key, value in record.items() if key not in ("time", "stage_ms")}
+        out.append(record)
+    return out
+
+
+def test_json_lines_are_the_same_with_and_without_a_devanagari_font(tiny_bundle, clip, tmp_path, monkeypatch):
+    """The overlay draws Devanagari or the ascii spelling, but what is written is keyed by class index and carries
+    the Devanagari, roman and ascii names whatever fonts the machine has (once "label" was "ka" on one machine
+    and "क" on another)."""
+    from nsl.edge import render
+
+    any_font = next(iter(sorted(Path(cv2.__file__).parents[1].rglob("DejaVuSans.ttf"))), None)
+    if any_font is None:
+        pytest.skip("no TrueType font in the environment to stand in for a Devanagari one")
+    written = {}
+    for case, font in (("font", str(any_font)), ("none", None)):
+        monkeypatch.setattr(render, "FONT_PATHS", ())
+        monkeypatch.setattr(render, "_fontconfig_devanagari", lambda: None)
+        if font:
+            monkeypatch.setenv("NSL_FONT", font)
+        else:
+            monkeypatch.delenv("NSL_FONT", raising=False)
+        render.find_devanagari_font.cache_clear()
+        summary = run_app(AppOptions(model=str(tiny_bundle), source=str(clip), roi="120,40,400,400", headless=True,
+                                     smooth=1, threshold=0.0, json=str(tmp_path / f"{case}.jsonl"),
+                                     output=str(tmp_path / f"{case}.mp4")))  # drawn: the overlay's text is used
+        assert summary["devanagari_font"] is (font is not None)
+        written[case] = [json.loads(line) for line in (tmp_path / f"{case}.jsonl").read_text().splitlines()]
+    render.find_devanagari_font.cache_clear()
+    assert _without_timing(written["font"]) == _without_timing(written["none"])
+    labels = open_bundle_labels(tiny_bundle)
+    frame = written["none"][0]
+    assert type(frame["label"]) is int and frame["text"] == labels[frame["label"]].name
+    assert {"roman", "ascii"} <= set(frame) and {"label", "text", "roman", "ascii", "top"} <= set(frame["hands"][0])
+    seen = written["none"][-1]["summary"]["labels_seen"]
+    assert sum(row["frames"] for row in seen) == PHOTOS * REPEAT
+    assert all(row["name"] == labels[row["index"]].name for row in seen if row["index"] is not None)
+
+
+def open_bundle_labels(bundle):
+    from nsl.edge.bundle import open_bundle
+
+    return open_bundle(bundle).labels

@@ -47,7 +47,7 @@ def tiny_config(data: Path, **extra):
 
 def make_synth(folder: Path, **options) -> Path:
     """The tiny synthetic dataset (published layout), made once per folder."""
-    from nsl.train.synth import synthesize
+    from nsl.synth import synthesize
 
     if not (folder / "Plain Background").is_dir():
         shutil.rmtree(folder, ignore_errors=True)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_nsl
-from nsl.train.check import check_dataset, color_kind, format_report
+from nsl.datacheck import check_dataset, color_kind, format_report
 from nsl.samples import Sample, save_split
-from nsl.train.synth import SUBSETS, synthesize
+from nsl.synth import SUBSETS, synthesize
 
 
 @pytest.fixture(scope="module")

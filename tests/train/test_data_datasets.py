@@ -7,7 +7,7 @@ import pytest
 
 from nsl.errors import DataError
 from nsl.dataset import load_for_training, natural_key, scan_dataset
-from nsl.train.synth import SUBSETS, synthesize
+from nsl.synth import SUBSETS, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 from nsl.config import resolve
 from nsl.errors import ConfigError, DataError
 from nsl.dataset import scan_dataset
-from nsl.train.neardup import near_pairs, phash_files
+from nsl.neardup import near_pairs, phash_files
 from nsl.samples import Sample, load_split, save_split
 from nsl.train.split import make_split
-from nsl.train.synth import SESSION_LENGTH, SUBSETS, synthesize
+from nsl.synth import SESSION_LENGTH, SUBSETS, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nsl.errors import DataError
-from nsl.train.synth import SESSION_LENGTH, SUBSETS, class_poses, synthesize
+from nsl.synth import SESSION_LENGTH, SUBSETS, class_poses, synthesize
 
 
 def _digests(root):

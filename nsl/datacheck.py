@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nsl.labels import labels_to_dicts
 from nsl.dataset import DatasetIndex, scan_dataset
-from nsl.train.neardup import connected_groups, hamming, near_pairs, open_reduced, phash_image
+from nsl.neardup import connected_groups, hamming, near_pairs, open_reduced, phash_image
 from nsl.samples import load_split
 
 log = logging.getLogger(__name__)
