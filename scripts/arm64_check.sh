@@ -36,6 +36,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 die() { echo "arm64_check: error: $*" >&2; exit 1; }
+# exit 3: the emulated device could not be prepared (package mirrors or registries out of reach), so nothing was
+# proven either way; .ci/run reports it as not proven instead of as a failure of the project
+unavailable() { echo "arm64_check: unavailable: $*" >&2; exit 3; }
 say() { echo "arm64_check: $*"; }
 [ "$(id -u)" = 0 ] || die "needs root (debootstrap, chroot and bind mounts): run it with sudo"
 [ -d "$REAL_DATA/nsl_consonants" ] || die "real photos not found at $REAL_DATA/nsl_consonants (set NSL_REAL_DATA)"
@@ -54,7 +57,8 @@ ensure_host_tools() {
   done
   if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; } \
+      || unavailable "could not install ${missing[*]} with apt-get"
   fi
   if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; fi
   if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then update-binfmts --enable qemu-aarch64; fi
@@ -69,7 +73,7 @@ ensure_root() {
   rm -rf "$ROOT.tmp"
   debootstrap --arch=arm64 --variant=minbase \
     --include=python3,python3-venv,libegl1,libgles2,libgl1,libglib2.0-0 bookworm "$ROOT.tmp" > "$CACHE/debootstrap.log" 2>&1 \
-    || die "debootstrap failed, see $CACHE/debootstrap.log"
+    || unavailable "debootstrap failed, see $CACHE/debootstrap.log"
   rm -rf "$ROOT"; mv "$ROOT.tmp" "$ROOT"; touch "$ROOT/.nsl-root-ok"
 }
 
@@ -89,7 +93,7 @@ ensure_wheels() {  # ensure_wheels SET
   "$HOST_PYTHON" -m pip download --quiet --only-binary=:all: "${platforms[@]}" --platform manylinux2014_aarch64 \
     --python-version 3.11 --implementation cp -d "$dir" -r "$REPO/docker/requirements-$set.txt" \
     "${dependencies[@]}" "setuptools>=77" wheel 2> >(grep -v 'is ignored' >&2) \
-    || die "pip download of the $set wheels failed"
+    || unavailable "pip download of the $set wheels failed"
   echo "$stamp" > "$dir/.stamp"
 }
 
