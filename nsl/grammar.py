@@ -236,10 +236,17 @@ class Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         argv = [str(word) for word in (sys.argv[1:] if args is None else args)]
         verb, start = find_verb(self, argv)
-        if verb is None or not hasattr(verb, "nsl_keys"):
+        if verb is None:
             return super().parse_args(argv, namespace)
         rest, settings = split_settings(verb, argv, start)
         parsed = super().parse_args(rest, namespace)
+        if not hasattr(verb, "nsl_keys"):  # train, compare, cfg: their key=value list, wherever the words stood
+            listed = next((a.dest for a in verb._actions if not a.option_strings and a.nargs == "*"), None)
+            if listed is not None:
+                setattr(parsed, listed, [*(getattr(parsed, listed, None) or []), *settings])
+            elif settings:
+                self.error(f"unrecognized arguments: {' '.join(settings)}")
+            return parsed
         try:
             values = resolve_verb(verb, vars(parsed), pairs(settings), getattr(parsed, "config", None))
         except ConfigError as err:
