@@ -149,3 +149,20 @@ def test_cfg_prints_resolved_settings_with_help_in_the_edge_environment():
     assert proc.returncode == 2 and "no verb 'expot'" in proc.stderr
     proc = run_nsl("cfg", "train", "epcohs=3", check=False)
     assert proc.returncode == 2 and "did you mean 'epochs'" in proc.stderr
+
+
+def test_exist_ok_reuses_a_run_folder_and_refuses_another(tmp_path):
+    from nsl.errors import NslError
+    from nsl.rundir import RunDir
+
+    run = tmp_path / "exp"
+    (run / "bundle").mkdir(parents=True)
+    for name in ("config.yaml", "metrics.json", "best.keras", "notes.txt"):
+        (run / name).write_text("x", encoding="utf-8")
+    assert RunDir.for_new_run(tmp_path, "exp").path == tmp_path / "exp2"
+    assert RunDir.for_new_run(tmp_path, "exp", exist_ok=True).path == run
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]  # the run's own files went, the user's stayed
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "photo.jpg").write_text("x", encoding="utf-8")
+    with pytest.raises(NslError, match="not a run folder"):
+        RunDir.for_new_run(tmp_path, "other", exist_ok=True)

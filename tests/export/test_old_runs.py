@@ -109,4 +109,6 @@ def test_an_interrupted_old_run_resumes(old_run):
     assert f"nsl export {old_run} --int8" in proc.stdout
     assert "retired_option" in proc.stderr  # the migration says what it dropped
     assert [e["phase"] for e in read_json(old_run / "history.json")] == ["head", "top", "full"]
+    plan = read_json(old_run / "plan.json")  # epochs: 1 meant one per phase then, and still does
+    assert plan["epochs_mode"] == "per_phase" and [p["epochs"] for p in plan["phases"]] == [1, 1, 1]
     assert (old_run / "metrics.json").is_file()
