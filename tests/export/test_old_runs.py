@@ -84,7 +84,7 @@ retired_option: 3
 @pytest.fixture
 def old_run(tiny_run, synth_data, tmp_path):
     run = tmp_path / "old_run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("bundle", "tensorboard"))
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("bundle", "tensorboard", "plan.json"))
     (run / "config.yaml").write_text(OLD_CONFIG.format(data=synth_data), encoding="utf-8")
     return run
 
