@@ -10,21 +10,25 @@ import sys
 
 from nsl import __version__
 from nsl.errors import NslError, disk_full_message, is_disk_full
+from nsl.grammar import Parser, install
 
-COMMAND_MODULES = ("nsl.commands.data", "nsl.commands.train", "nsl.commands.export", "nsl.commands.edge", "nsl.bench")
+COMMAND_MODULES = ("nsl.commands.data", "nsl.commands.train", "nsl.commands.export", "nsl.commands.edge", "nsl.bench",
+                   "nsl.commands.cfg")
 log = logging.getLogger("nsl")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nsl", description="Nepali Sign Language: train, export (int8 TFLite/ONNX) and run on the edge.",
         epilog="Typical flow: nsl data synth data/synth -> nsl train data=data/synth -> "
-               "nsl export runs/exp --int8 -> nsl app --model runs/exp/bundle")
+               "nsl export runs/exp int8=true -> nsl app model=runs/exp/bundle. Every verb takes key=value beside "
+               "its flags; nsl cfg VERB lists the keys.")
     parser.add_argument("--version", action="version", version=f"nsl-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_commands(commands)
+    install(parser)
     return parser
 
 

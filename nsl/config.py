@@ -3,8 +3,12 @@
 Keys are the fields of ``nsl.options`` (flat, except ``augment.*`` and ``single.*``, which nest). Unknown keys fail
 with the closest known key; every value is parsed by its field's kind (``nsl.fields``): ``mixed_precision=on``,
 ``cache=no`` and ``freeze_bn=true`` mean what a user means, ``epochs=abc`` or ``imgsz=-5`` is a one-line error.
-``nsl/defaults.yaml`` is generated from the same declarations (``python -m nsl.config > nsl/defaults.yaml``; a test
-keeps it current), so the documented defaults cannot drift from the checked ones.
+``nsl/defaults.yaml`` is generated from the same declarations (its train part by ``render_defaults``; the whole file,
+with a section per verb, is what ``nsl cfg`` prints: ``python -m nsl cfg > nsl/defaults.yaml``; a test keeps it
+current), so the documented defaults cannot drift from the checked ones.
+
+A ``--config FILE`` may hold the train keys at the top level (as a run's ``config.yaml`` does) or under ``train:``,
+beside the sections of the other verbs (``SECTIONS``), which the train side leaves to them.
 
 A run saves its resolved options as ``config.yaml`` (``save_config``); ``resolve(base=...)`` reads one back on top of
 today's defaults, so a key added since the run was made takes its default, and a key since removed is dropped with
@@ -50,6 +54,9 @@ def _walk(cls, path: tuple[str, ...] = (), prefix: str = "") -> Iterator[KeySpec
 
 KEYS: dict[str, KeySpec] = {spec.key: spec for spec in _walk(Options)}
 GROUPS = sorted({key.split(".")[0] for key in KEYS if "." in key})  # augment, single
+# the sections of the other verbs in a config file (nsl.grammar resolves them; a test keeps this list current)
+SECTIONS = ("val", "export", "app", "predict", "hand_model_build", "hand_model_fetch", "bench", "data_synth",
+            "data_check", "data_hands")
 
 
 def _did_you_mean(key: str) -> str:
@@ -117,6 +124,15 @@ def read_config_file(path: str | Path) -> dict:
     return data
 
 
+def train_section(data: dict) -> dict:
+    """The train keys of a config file: its top level (less the other verbs' sections), then its ``train:``."""
+    section = data.get("train") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"config section 'train' must be a mapping of key: value, got {section!r}")
+    top = {k: v for k, v in data.items() if k != "train" and k not in SECTIONS}
+    return {**top, **section}
+
+
 def build(values: dict[str, Any]) -> Options:
     """{dotted key: raw value} (every key of ``KEYS``) -> Options, each value parsed by its kind."""
     tree: dict = {}
@@ -146,7 +162,7 @@ def resolve(config_file: str | Path | None = None, overrides: list[str] | dict |
     if base:
         values.update(flatten(base, "saved config", strict=False))
     if config_file:
-        values.update(flatten(read_config_file(config_file), str(config_file)))
+        values.update(flatten(train_section(read_config_file(config_file)), str(config_file)))
     if overrides:
         updates = parse_overrides(overrides) if isinstance(overrides, list) else overrides
         values.update(flatten({k: v for k, v in updates.items() if v is not None}, "command line"))
@@ -191,16 +207,17 @@ def load_defaults() -> dict:
     return to_dict(build({key: _plain(spec.default) for key, spec in KEYS.items()}))
 
 
-def _yaml_value(value: Any) -> str:
+def yaml_value(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000, sort_keys=False).strip()
     return text[:-4].strip() if text.endswith("\n...") else text.removesuffix("...").strip()
 
 
-def render_defaults() -> str:
-    """``nsl/defaults.yaml``: every key with its default, type and one-line help."""
-    lines = ["# nsl-edge defaults, generated from nsl/options.py (python -m nsl.config > nsl/defaults.yaml).",
-             "# Every key can be overridden: `nsl train key=value ...`, `--config FILE`, or a flag.",
-             "# Precedence: this file < --config FILE < key=value / flags. The resolved set is saved in every run.", ""]
+def render_defaults(options: Options | None = None) -> str:
+    """The train keys as ``nsl/defaults.yaml`` holds them: each with its value (``options``, else the default), type
+    and one-line help."""
+    values = {key: _plain(get(options, key)) for key in KEYS} if options is not None else \
+        {key: _plain(spec.default) for key, spec in KEYS.items()}
+    lines = []
     for group_field in dataclasses.fields(Options):
         lines.append(f"# --- {group_field.metadata['help']} ---")
         nested = None
@@ -212,13 +229,13 @@ def render_defaults() -> str:
                 if head != nested:
                     nested = head
                     lines.append(f"{head}:{' ' * max(1, 26 - len(head))}# {_group_help(spec.path)}")
-                lines.append(_line(f"  {name}", spec))
+                lines.append(_line(f"  {name}", spec, values[key]))
             else:
                 if spec.key == "phases":
                     lines.append(f"phases:{' ' * 21}# ({spec.kind.label()}) {spec.help}")
-                    lines += [f"  - {_yaml_value(_plain(p))}" for p in spec.default]
+                    lines += [f"  - {yaml_value(p)}" for p in values[key]]
                     continue
-                lines.append(_line(key, spec))
+                lines.append(_line(key, spec, values[key]))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -232,10 +249,6 @@ def _group_help(path: tuple[str, ...]) -> str:
     return help_text
 
 
-def _line(name: str, spec: KeySpec) -> str:
-    value = f"{name}: {_yaml_value(_plain(spec.default))}"
-    return f"{value:<27} # ({spec.kind.label()}) {spec.help}"
-
-
-if __name__ == "__main__":
-    print(render_defaults(), end="")
+def _line(name: str, spec: KeySpec, value: Any) -> str:
+    text = f"{name}: {yaml_value(value)}"
+    return f"{text:<27} # ({spec.kind.label()}) {spec.help}"

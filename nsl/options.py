@@ -245,6 +245,28 @@ class SingleOptions:
     dropout: float = opt(0.5, Float(low=0.0, high=1.0, high_open=True), "stronger dropout of the baseline")
 
 
+EPOCHS_MODES = ("total", "per_phase")
+
+
+def split_budget(total: int, weights: list[int]) -> tuple[int, ...]:
+    """``total`` epochs dealt in proportion to ``weights`` (a recipe's phase epochs) by largest remainder; a phase
+    with weight 0 stays off, every other gets at least 1 (so the sum exceeds ``total`` only when ``total`` is below
+    the number of phases). All weights 0: equal shares."""
+    weights = list(weights) if any(weights) else [1] * len(weights)
+    active = [i for i, w in enumerate(weights) if w > 0]
+    quotas = {i: total * weights[i] / sum(weights) for i in active}
+    shares = {i: int(q) for i, q in quotas.items()}
+    for i in sorted(active, key=lambda i: (shares[i] - quotas[i], i))[:total - sum(shares.values())]:
+        shares[i] += 1
+    for i in active:  # every phase at least one epoch, taken from the largest phase while it can spare one
+        if shares[i] == 0:
+            shares[i] = 1
+            largest = max(active, key=lambda j: shares[j])
+            if shares[largest] > 1 and sum(shares.values()) > total:
+                shares[largest] -= 1
+    return tuple(shares.get(i, 0) for i in range(len(weights)))
+
+
 DEFAULT_PHASES = (Phase("head", 3, 1.0e-3, "none"), Phase("top", 3, 1.0e-4, 140), Phase("full", 4, 1.0e-5, "all"))
 
 
@@ -257,8 +279,12 @@ class HParams:
     phases: tuple = opt(DEFAULT_PHASES, Phases(), "progressive recipe of the dataset authors; trainable: none | all "
                                                   "| layer index | layer name | fraction (0-1) of top layers")
     single: SingleOptions = group(SingleOptions, "the single-phase baseline (strategy=single)", prefix=True)
-    epochs: int | None = opt(None, Int(low=1, nullable=True), "epochs of every phase (progressive) or of the single "
-                                                              "phase; null = as configured above")
+    epochs: int | None = opt(None, Int(low=1, nullable=True), "epochs of the whole run: split over the phases in "
+                                                              "the recipe's proportion (rounded, each phase >= 1), or "
+                                                              "the single phase's; null = the phases' own epochs")
+    epochs_mode: str = opt("total", Choice(values=EPOCHS_MODES),
+                           "how epochs is meant: total (the run's budget) | per_phase (every phase runs epochs, as "
+                           "runs saved before this key meant it)")
     batch: int = opt(32, Int(low=1), "batch size")
     seed: int = opt(42, Int(low=0), "seed of the split, the initialisation and the augmentation")
     patience: int = opt(5, Int(low=0), "early stopping on validation loss, across all phases (0 = off)")
@@ -286,7 +312,10 @@ class HParams:
             return (Phase("single", self.epochs or self.single.epochs, self.single.lr, "all"),)
         if self.epochs is None:
             return self.phases
-        return tuple(Phase(p.name, self.epochs, p.lr, p.trainable) for p in self.phases)
+        if self.epochs_mode == "per_phase":
+            return tuple(Phase(p.name, self.epochs, p.lr, p.trainable) for p in self.phases)
+        shares = split_budget(self.epochs, [p.epochs for p in self.phases])
+        return tuple(Phase(p.name, n, p.lr, p.trainable) for p, n in zip(self.phases, shares))
 
     def __post_init__(self):
         if self.strategy == "progressive" and not any(p.epochs for p in self.phase_plan()):
@@ -299,7 +328,10 @@ class OutputOptions:
     """Where the run goes."""
 
     project: str = opt("runs", Text(), "folder that holds runs")
-    name: str = opt("exp", FolderName(), "run name; a number is appended when it exists (exp2, exp3, ...)")
+    name: str = opt("exp", FolderName(), "run name; a number is appended when it exists (exp2, exp3, ...) unless "
+                                         "exist_ok")
+    exist_ok: bool = opt(False, Bool(), "reuse project/name when it exists: its earlier results (and bundle) are "
+                                        "replaced by this run's")
 
 
 @dataclass(frozen=True)

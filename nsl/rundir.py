@@ -2,6 +2,7 @@
 
     RUN_DIR/
       config.yaml            the resolved options (nsl.config.save_config); read back through the resolver
+      plan.json              the epochs each phase runs, and how ``epochs`` was meant (total or per phase)
       labels.json            [{"index": 0, "name": "क", "roman": "ka"}, ...]
       split.csv              path,label,subset,group,split (nsl.samples)
       best.keras             best model of the run (float32, 0..255 RGB in, softmax out)
@@ -79,6 +80,7 @@ class RunDir:
     LANDMARK_HISTORY = "landmarks_history.json"
     LANDMARK_METRICS = "landmarks_metrics.json"
     FUSION = "fusion.json"
+    PLAN = "plan.json"
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
@@ -104,6 +106,21 @@ class RunDir:
         while candidate.exists():
             candidate, number = project / f"{name}{number}", number + 1
         return cls(candidate)
+
+    @classmethod
+    def for_new_run(cls, project: str | Path, name: str, exist_ok: bool = False) -> "RunDir":
+        """Where a new run goes: ``project/name`` itself with ``exist_ok`` (an earlier run's results cleared; a
+        folder that is not a run is refused), else the next free ``name``, ``name2``, ..."""
+        if not exist_ok:
+            return cls.next_free(project, name)
+        run = cls(Path(project) / name)
+        if run.path.is_dir() and any(run.path.iterdir()):
+            if not run.config_file.is_file():
+                raise NslError(f"{run.path}: exists and is not a run folder; exist_ok reuses only a run's folder "
+                               f"(choose another name)")
+            log.warning("exist_ok: reusing %s; its earlier results are replaced", run.path)
+            run.clear_results()
+        return run
 
     # --- paths ---
     @property
@@ -186,6 +203,10 @@ class RunDir:
     def fusion_file(self) -> Path:
         return self.path / self.FUSION
 
+    @property
+    def plan_file(self) -> Path:
+        return self.path / self.PLAN
+
     def fusion(self) -> dict | None:
         return read_json(self.fusion_file) if self.fusion_file.is_file() else None
 
@@ -200,6 +221,7 @@ class RunDir:
             raise NslError(f"{self.config_file}: cannot be read ({str(err).splitlines()[0]})") from None
         if not isinstance(saved, dict):
             raise NslError(f"{self.config_file}: expected a mapping of key: value (a damaged run folder?)")
+        saved.setdefault("epochs_mode", "per_phase")  # saved before epochs meant the run's total: keep its meaning
         return resolve(base=saved, check_paths=False)
 
     def labels(self) -> list[Label]:
@@ -260,6 +282,25 @@ class RunDir:
         save_config(options, self.config_file)
         write_json(self.labels_file, labels_to_dicts(labels))
         save_split(split, self.split_file)
+
+    def write_plan(self, hparams) -> dict:
+        """plan.json: the phases as they will run (``HParams.phase_plan``) and the budget they came from."""
+        phases = hparams.phase_plan()
+        plan = {"strategy": hparams.strategy, "epochs": hparams.epochs, "epochs_mode": hparams.epochs_mode,
+                "total_epochs": sum(p.epochs for p in phases), "phases": [asdict(p) for p in phases]}
+        write_json(self.plan_file, plan)
+        return plan
+
+    def clear_results(self) -> None:
+        """Remove what training writes (``exist_ok``: a new run under the same name), the bundle made from it too."""
+        import shutil
+
+        for name in (self.BEST, self.HISTORY, self.METRICS, self.REPORT, self.CURVES, self.CONFUSION,
+                     self.LANDMARK_MODEL, self.LANDMARK_DATA, self.LANDMARK_HISTORY, self.LANDMARK_METRICS,
+                     self.FUSION, self.PLAN, self.SPLIT, self.LABELS, self.CONFIG):
+            (self.path / name).unlink(missing_ok=True)
+        for name in (self.CHECKPOINTS, self.TENSORBOARD, self.BUNDLE):
+            shutil.rmtree(self.path / name, ignore_errors=True)
 
     def write_state(self, state: TrainState) -> None:
         write_json(self.state_file, asdict(state))

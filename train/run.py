@@ -100,10 +100,17 @@ def _make_run(options: Options, run_dir, labels, split, arrays) -> RunDir:
     """The run folder with what every later step reads (config, labels, split, landmark features)."""
     from nsl.train.hands import save_arrays
 
-    run = RunDir(Path(run_dir)) if run_dir else RunDir.next_free(options.output.project, options.output.name)
+    out = options.output
+    run = RunDir(Path(run_dir)) if run_dir else RunDir.for_new_run(out.project, out.name, out.exist_ok)
     run.path.mkdir(parents=True, exist_ok=True)
-    log.info("run: %s", run.path)
+    wanted = Path(out.project) / out.name
+    if not run_dir and run.path != wanted:
+        log.warning("run: %s   (%s exists: this run is %s; pass exist_ok=true to reuse the name)",
+                    run.path, wanted, run.name)
+    else:
+        log.info("run: %s", run.path)
     run.write_inputs(options, labels, split)
+    run.write_plan(options.hparams)
     if arrays is not None:
         save_arrays(run, arrays)
     return run
@@ -138,6 +145,8 @@ def resume_run(run_dir: str | Path, extra_callbacks=(), trust_model: bool = Fals
     if state.finished and run.metrics_file.is_file():
         log.info("%s: this run has finished already (see %s)", run.path, run.report_file)
         return run.path
+    if not run.plan_file.is_file():  # a run saved before plans were recorded: record how it goes on
+        run.write_plan(options.hparams)
     set_up_tensorflow(options.hparams)
     use_mixed_precision(options.hparams.mixed_precision)
     history = run.history(up_to_epoch=state.epoch)
@@ -182,6 +191,7 @@ def _plan(model, options: Options, labels, split, extra_callbacks, trust_model: 
     from nsl.train.trainer import LoopOptions
 
     phases = options.hparams.phase_plan()
+    log.info("%s", plan_text(options.hparams))
     for phase in phases:
         try:
             trainable_layers(model, phase.trainable)
@@ -189,6 +199,21 @@ def _plan(model, options: Options, labels, split, extra_callbacks, trust_model: 
             raise ConfigError(f"config key 'phases', phase '{phase.name}': {err}") from None
     loop = LoopOptions.from_options(options, extra_callbacks, trust_model)
     return phases, loop, fit_data(options, split, len(labels))
+
+
+def plan_text(hparams) -> str:
+    """The plan, one line: how many epochs each phase runs and where that came from (printed before training)."""
+    phases = hparams.phase_plan()
+    total = sum(p.epochs for p in phases)
+    if hparams.epochs is None:
+        origin = "the phases' own epochs"
+    elif hparams.strategy == "single" or hparams.epochs_mode == "total":
+        origin = f"epochs={hparams.epochs} in all" + (f" (raised to {total}: every phase runs at least one epoch)"
+                                                      if total > hparams.epochs else "")
+    else:
+        origin = f"epochs={hparams.epochs} per phase (a run saved before epochs meant the total)"
+    steps = ", ".join(f"{p.name} {p.epochs} (lr {p.lr:g}, trainable {p.trainable})" for p in phases)
+    return f"plan: {total} epochs, {origin}: {steps}"
 
 
 def _train_and_finish(model, options: Options, labels, split, run: RunDir, state, history, plan) -> None:

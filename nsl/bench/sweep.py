@@ -4,7 +4,7 @@ latency and file size::
     python -m nsl.bench.sweep --out sweep.json [--data DIR] [--weights PATH|imagenet|none] [--sizes 96,128,160,224]
                               [--cache DIR] [--quick]
 
-For each size: train the recipe (progressive, the default 3+3+4 epochs or ``--epochs`` per phase) on the same
+For each size: train the recipe (progressive, the default 3+3+4 epochs or ``--epochs`` in all) on the same
 labelled folder into ``CACHE/<key>_<size>px`` (key: data, weights, recipe; ``CACHE`` is ``--cache``, else
 ``bench/sweep`` in the user cache: ``NSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/nsl``, else ``~/.cache/nsl``), export
 it with ``--int8`` (nsl.export.exporter, TFLite only), then measure the int8 TFLite file's single-image latency
@@ -47,7 +47,8 @@ FP32 = "model_fp32.tflite"
 def parse_args(argv):
     parser = train_parser("sweep", "a short training per input size, int8 TFLite accuracy, latency and size")
     parser.add_argument("--sizes", help="comma-separated input sizes (default 96,128,160,224)")
-    parser.add_argument("--epochs", type=int, help="epochs of every phase (default: the recipe's 3+3+4)")
+    parser.add_argument("--epochs", type=int, help="epochs of each run, split over the recipe's phases (default: "
+                                                   "the recipe's 3+3+4)")
     parser.add_argument("--cache", help="folder of the runs and bundles, reused by a rerun "
                                         "(default bench/sweep in the user cache, NSL_CACHE_DIR or ~/.cache/nsl)")
     return parser.parse_args(argv)

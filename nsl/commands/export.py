@@ -9,6 +9,7 @@ from nsl.export.qat import QAT_LR
 
 EXAMPLES = """examples:
   nsl export runs/exp --int8                       float + int8 TFLite and ONNX in runs/exp/bundle
+  nsl export runs/exp int8=true                    the same, as key=value (every flag is a key)
   nsl export runs/exp --int8 --qat 2 --fp16        also QAT int8 files and a float16 TFLite
   nsl export model.keras --data images/ --labels auto --int8   a model the trainer did not make"""
 
@@ -45,19 +46,25 @@ def add_commands(commands) -> None:
 
 
 def export_command(args) -> int:
+    from nsl.export.report import metrics_table
+
+    out, metadata = export_bundle(args)
+    print(metrics_table(metadata["files"], metadata["keras_metrics"]))
+    print(f"\nbundle: {out}\nnext:   nsl app model={out}    (or: nsl val {out} data=DIR)")
+    return 0
+
+
+def export_bundle(args):
+    """The resolved settings (a namespace of the export keys) -> (bundle folder, metadata); ``nsl.api.export``."""
     from nsl.env import require
 
     require("train", "export")
     from nsl.export.exporter import ExportOptions, run_export
     from nsl.export.formats import parse_formats
-    from nsl.export.report import metrics_table
 
     options = ExportOptions(
         path=args.path, data=args.data, labels=args.labels, out=args.out, force=args.force,
         formats=tuple(parse_formats(args.formats)), fp16=args.fp16, int8=args.int8, calib=args.calib,
         qat=args.qat, qat_lr=args.qat_lr, max_drop=args.max_drop, allow_drop=args.allow_drop,
         latency_runs=max(1, args.latency_runs), trust_model=args.trust_model)
-    out, metadata = run_export(options)
-    print(metrics_table(metadata["files"], metadata["keras_metrics"]))
-    print(f"\nbundle: {out}\nnext:   nsl app --model {out}    (or: nsl val {out} --data DIR)")
-    return 0
+    return run_export(options)

@@ -34,20 +34,18 @@ def _train(args) -> int:
                        "and --ensure")
     options = None if args.resume else _options_from_args(args)
     require("train", "train")
-    from nsl.train.run import ensure_run, resume_run, train_run
+    from nsl import api
 
     if args.resume:
-        run_dir = resume_run(args.resume, trust_model=args.trust_model)
-    elif args.ensure:
-        from nsl.rundir import RunDir
-
-        target = RunDir(Path(options.output.project) / options.output.name)
-        if target.is_finished:
-            print(f"reusing {target.path}")
-        run_dir = ensure_run(options, target.path, trust_model=args.trust_model)
+        run = api.resume(args.resume, trust_model=args.trust_model)
     else:
-        run_dir = train_run(options)
-    print(f"run: {run_dir}\nnext: nsl export {run_dir} --int8")
+        target = Path(options.output.project) / options.output.name
+        if args.ensure and (target / "metrics.json").is_file():
+            print(f"reusing {target}")
+        run = api.train_options(options, ensure=args.ensure, trust_model=args.trust_model)
+        if run.path != target:  # the name was taken: say so where the next command is read
+            print(f"note: {target} exists, so this run is {run.path} (exist_ok=true reuses a name)")
+    print(f"run: {run.path}\nnext: nsl export {run.path} --int8")
     return 0
 
 
@@ -132,7 +130,7 @@ def add_commands(commands) -> None:
                                 epilog="e.g. nsl train data=data/synth imgsz=96 weights=none")
     _add_config_arguments(train, "dataset folder (same as data=...)")
     train.add_argument("--project", help="folder of runs (default runs)")
-    train.add_argument("--name", help="run name (default exp; a number is appended when taken)")
+    train.add_argument("--name", help="run name (default exp; a number is appended when taken, unless exist_ok=true)")
     train.add_argument("--strategy", choices=("progressive", "single"), help="phases of config, or one phase")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run where it stopped")
     train.add_argument("--ensure", action="store_true",

@@ -139,6 +139,22 @@ def test_a_saved_config_of_an_older_version_still_resolves():
 
 def test_every_key_is_documented_and_defaults_yaml_is_current():
     assert all(spec.help and spec.kind for spec in KEYS.values())
-    assert (ROOT / "nsl" / "defaults.yaml").read_text(encoding="utf-8") == render_defaults(), (
-        "nsl/defaults.yaml is stale: regenerate it with python -m nsl.config > nsl/defaults.yaml")
+    from nsl.cli import build_parser
+    from nsl.commands.cfg import render_all
+
+    text = (ROOT / "nsl" / "defaults.yaml").read_text(encoding="utf-8")
+    assert text == render_all(build_parser()), (
+        "nsl/defaults.yaml is stale: regenerate it with python -m nsl cfg > nsl/defaults.yaml")
+    assert render_defaults() in text
     assert cfg.build({k: v for k, v in cfg.flatten(load_defaults(), "defaults").items()}) == Options()
+
+
+def test_a_run_saved_before_epochs_meant_the_total_keeps_its_per_phase_meaning(tmp_path):
+    from nsl.rundir import RunDir
+
+    (tmp_path / "config.yaml").write_text("epochs: 2\nimgsz: 48\n", encoding="utf-8")  # no epochs_mode: old
+    old = RunDir(tmp_path).options().hparams
+    assert old.epochs_mode == "per_phase" and [p.epochs for p in old.phase_plan()] == [2, 2, 2]
+    save_config(resolve(overrides={"epochs": 2}, check_paths=False), tmp_path / "config.yaml")
+    new = RunDir(tmp_path).options().hparams
+    assert new.epochs_mode == "total" and [p.epochs for p in new.phase_plan()] == [1, 1, 1]

@@ -84,7 +84,7 @@ retired_option: 3
 @pytest.fixture
 def old_run(tiny_run, synth_data, tmp_path):
     run = tmp_path / "old_run"
-    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("bundle", "tensorboard"))
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("bundle", "tensorboard", "plan.json"))
     (run / "config.yaml").write_text(OLD_CONFIG.format(data=synth_data), encoding="utf-8")
     return run
 
@@ -109,4 +109,6 @@ def test_an_interrupted_old_run_resumes(old_run):
     assert f"nsl export {old_run} --int8" in proc.stdout
     assert "retired_option" in proc.stderr  # the migration says what it dropped
     assert [e["phase"] for e in read_json(old_run / "history.json")] == ["head", "top", "full"]
+    plan = read_json(old_run / "plan.json")  # epochs: 1 meant one per phase then, and still does
+    assert plan["epochs_mode"] == "per_phase" and [p["epochs"] for p in plan["phases"]] == [1, 1, 1]
     assert (old_run / "metrics.json").is_file()

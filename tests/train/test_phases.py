@@ -71,6 +71,10 @@ def test_phase_plan_defaults_and_single():
         ("head", 3, 1e-3, "none"), ("top", 3, 1e-4, 140), ("full", 4, 1e-5, "all")]
     single = updated(config, {"strategy": "single"}).hparams.phase_plan()
     assert list(single) == [Phase("single", 40, 1e-4, "all")]
-    assert [p.epochs for p in updated(config, {"epochs": 2}).hparams.phase_plan()] == [2, 2, 2]
+    total = {n: [p.epochs for p in updated(config, {"epochs": n}).hparams.phase_plan()] for n in (2, 7, 10, 50)}
+    assert total == {2: [1, 1, 1], 7: [2, 2, 3], 10: [3, 3, 4], 50: [15, 15, 20]}  # the recipe's 3:3:4, each >= 1
+    per_phase = updated(config, {"epochs": 2, "epochs_mode": "per_phase"}).hparams.phase_plan()
+    assert [p.epochs for p in per_phase] == [2, 2, 2]
+    assert [p.epochs for p in updated(config, {"epochs": 5, "strategy": "single"}).hparams.phase_plan()] == [5]
     with pytest.raises(ConfigError, match=r"phases\[0\]"):
         updated(config, {"phases": [{"epochs": 1, "lr": 1e-3, "trainble": "all"}]})
