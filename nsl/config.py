@@ -56,7 +56,7 @@ KEYS: dict[str, KeySpec] = {spec.key: spec for spec in _walk(Options)}
 GROUPS = sorted({key.split(".")[0] for key in KEYS if "." in key})  # augment, single
 # the sections of the other verbs in a config file (nsl.grammar resolves them; a test keeps this list current)
 SECTIONS = ("val", "export", "app", "predict", "hand_model_build", "hand_model_fetch", "bench", "data_synth",
-            "data_check", "data_hands")
+            "data_check", "data_hands", "capture")
 
 
 def _did_you_mean(key: str) -> str:
