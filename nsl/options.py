@@ -109,7 +109,14 @@ class DataOptions:
                                                            "count as one group (split=grouped)")
     max_bad_fraction: float = opt(0.05, Float(low=0.0, high=1.0), "share of unreadable images tolerated (skipped "
                                                                   "and listed) before the run stops")
-    cache: bool = opt(True, Bool(), "cache decoded, resized images in memory")
+    cache: bool = opt(True, Bool(), "cache decoded, resized images (in memory, or under cache_dir)")
+    cache_dir: str | None = opt(None, Text(nullable=True), "folder for an on-disk cache of the prepared images "
+                                                          "(data larger than memory; reused by later runs over the "
+                                                          "same files); null = in memory")
+    decode: str = opt("tensorflow", Choice(values=("tensorflow", "python")),
+                      "tensorflow (JPEG/PNG decoded by TensorFlow in parallel, pixel for pixel the device's; files "
+                      "with an EXIF turn or another format go through Python) | python (every file by the "
+                      "device's read_image)")
     hands: str = opt("auto", ChoiceOrPath(values=("auto", "none"), what="hands file"),
                      "hand landmarks of the dataset ('nsl data hands DATA', edge environment): auto (the file that "
                      "command keeps for DATA, if there is one) | none | path of a hands file")
