@@ -266,7 +266,7 @@ class HParams:
     single: SingleOptions = group(SingleOptions, "the single-phase baseline (strategy=single)", prefix=True)
     epochs: int | None = opt(None, Int(low=1, nullable=True), "epochs of every phase (progressive) or of the single "
                                                               "phase; null = as configured above")
-    batch: int = opt(32, Int(low=1), "batch size")
+    batch: int = opt(32, Int(low=1), "batch size per replica (one GPU or the CPU: the batch)")
     seed: int = opt(42, Int(low=0), "seed of the split, the initialisation and the augmentation")
     patience: int = opt(5, Int(low=0), "early stopping on validation loss, across all phases (0 = off)")
     plateau_patience: int = opt(2, Int(low=0), "epochs without improvement before the learning rate is reduced "
@@ -281,6 +281,8 @@ class HParams:
     mixed_precision: str = opt("auto", Choice(values=("auto", "on", "off")), "auto (on a GPU) | on | off")
     tensorboard: bool = opt(True, Bool(), "write TensorBoard logs into RUN_DIR/tensorboard")
     workers: int | None = opt(None, Int(low=1, nullable=True), "intra-op threads; null = all cores")
+    scale_lr: bool = opt(True, Bool(), "with N replicas (GPUs, workers) the global batch is N x batch: multiply "
+                                       "every learning rate by N too (linear scaling rule)")
 
     @property
     def dropout_override(self) -> float | None:

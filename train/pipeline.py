@@ -104,9 +104,11 @@ def decoded_images(samples: list[Sample], spec: CropSpec, decoder: str = "tensor
 
 
 def make_dataset(samples: list[Sample], options: Options, training: bool = False, repeat: bool = False,
-                 one_hot: int = 0, cache: bool | None = None):
+                 one_hot: int = 0, cache: bool | None = None, batch: int | None = None):
     """Batches of (float32 images 0..255, int labels). ``training``: shuffled and augmented; ``repeat``: endless;
-    ``one_hot``: labels as one-hot vectors of that many classes (for label smoothing)."""
+    ``one_hot``: labels as one-hot vectors of that many classes (for label smoothing); ``batch``: the global
+    batch of a distributed run (default ``batch``). Under a multi-worker strategy each worker reads every file
+    list and keeps its share of the batches (auto-shard by data)."""
     import tensorflow as tf
 
     if not samples:
@@ -128,10 +130,12 @@ def make_dataset(samples: list[Sample], options: Options, training: bool = False
         ds = ds.shuffle(len(samples), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    ds = ds.batch(options.hparams.batch)
+    ds = ds.batch(batch or options.hparams.batch)
     if augment is not None:
         ds = ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.map(to_model_input).prefetch(tf.data.AUTOTUNE)
+    shard = tf.data.Options()
+    shard.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE).with_options(shard)
 
 
 def cached(ds, samples: list[Sample], options: Options):
