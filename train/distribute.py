@@ -86,9 +86,13 @@ def choose_strategy() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+STRATEGY_NAMES = {"_DefaultDistributionStrategy": "default (one device, no distribution)",
+                  "CollectiveAllReduceStrategy": "MultiWorkerMirroredStrategy"}
+
+
 def strategy_name(strategy) -> str:
-    return "default (no distribution)" if type(strategy).__name__ == "_DefaultDistributionStrategy" \
-        else type(strategy).__name__
+    name = type(strategy).__name__
+    return STRATEGY_NAMES.get(name, name)
 
 
 def use_mixed_precision(setting: str) -> str:
@@ -143,8 +147,8 @@ class Placement:
             "batch_per_replica": hparams.batch,
             "global_batch": self.global_batch,
             "lr_scale": self.lr_scale,
-            "lr_rule": ("linear: every learning rate x replicas (scale_lr=true)" if self.lr_scale != 1
-                        else "as configured (one replica, or scale_lr=false)"),
+            "lr_rule": ("linear: every learning rate x replicas, scale_lr=true" if self.lr_scale != 1
+                        else "as configured: one replica, or scale_lr=false"),
             "intra_op_threads": threads or os.cpu_count(),
             "intra_op_threads_setting": hparams.workers,
             "python": platform.python_version(),

@@ -36,23 +36,28 @@ def load_prepared(path: str, spec: CropSpec, box=None) -> tuple[np.ndarray, bool
 
 
 def augmenter(augment: AugmentOptions, seed: int):
-    """A tf_keras Sequential of the configured random transforms (None when all are off)."""
+    """A tf_keras Sequential of the configured random transforms (None when all are off). float32 whatever the
+    global dtype policy: it runs in the input pipeline on the CPU, where mixed_float16 has no kernel for some of
+    these ops (AdjustContrastv2), and the model casts its input itself."""
     import tf_keras as keras
 
+    f32 = {"dtype": "float32"}
     layers = []
     if augment.hflip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, **f32))
     if augment.rotation:
-        layers.append(keras.layers.RandomRotation(augment.rotation / 360.0, fill_mode="nearest", seed=seed))
+        layers.append(keras.layers.RandomRotation(augment.rotation / 360.0, fill_mode="nearest", seed=seed, **f32))
     if augment.zoom:
-        layers.append(keras.layers.RandomZoom((-augment.zoom, augment.zoom), fill_mode="nearest", seed=seed + 1))
+        layers.append(keras.layers.RandomZoom((-augment.zoom, augment.zoom), fill_mode="nearest", seed=seed + 1,
+                                              **f32))
     if augment.shift:
         layers.append(keras.layers.RandomTranslation(augment.shift, augment.shift, fill_mode="nearest",
-                                                     seed=seed + 2))
+                                                     seed=seed + 2, **f32))
     if augment.brightness:
-        layers.append(keras.layers.RandomBrightness(augment.brightness, value_range=(0, 255), seed=seed + 3))
+        layers.append(keras.layers.RandomBrightness(augment.brightness, value_range=(0, 255), seed=seed + 3,
+                                                    **f32))
     if augment.contrast:
-        layers.append(keras.layers.RandomContrast(augment.contrast, seed=seed + 4))
+        layers.append(keras.layers.RandomContrast(augment.contrast, seed=seed + 4, **f32))
     return keras.Sequential(layers, name="augment") if layers else None
 
 
