@@ -38,10 +38,13 @@ class WorkerRole:
     task_type: str = "worker"
     task_id: int = 0
     workers: int = 1
+    named_chief: bool = False     # the cluster has a "chief" task (else worker 0 is the chief, as in TensorFlow)
 
     @property
     def is_chief(self) -> bool:
-        return self.task_type == "chief" or (self.task_type == "worker" and self.task_id == 0)
+        if self.named_chief:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.task_id == 0
 
 
 def cluster_config() -> dict | None:
@@ -66,7 +69,7 @@ def worker_role() -> WorkerRole:
     if config is None:
         return WorkerRole()
     workers = len(config["cluster"].get("chief", [])) + len(config["cluster"].get("worker", []))
-    return WorkerRole(config["task"]["type"], int(config["task"]["index"]), workers)
+    return WorkerRole(config["task"]["type"], int(config["task"]["index"]), workers, "chief" in config["cluster"])
 
 
 def choose_strategy() -> tf.distribute.Strategy:
@@ -143,7 +146,8 @@ class Placement:
             "mixed_precision": hparams.mixed_precision,
             "strategy": strategy_name(self.strategy),
             "replicas": self.replicas,
-            "workers": asdict(self.role) | {"chief": self.role.is_chief},
+            "workers": {k: v for k, v in asdict(self.role).items() if k != "named_chief"}
+                       | {"chief": self.role.is_chief},
             "batch_per_replica": hparams.batch,
             "global_batch": self.global_batch,
             "lr_scale": self.lr_scale,
