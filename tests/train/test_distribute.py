@@ -77,8 +77,8 @@ def test_multi_worker_run_checkpoints_and_resumes(synth_data, tmp_path):
               "{name: full, epochs: 2, lr: 1.0e-4, trainable: all}]")
     run_dir = tmp_path / "mw"
     env = {**os.environ, "TF_CONFIG": tf_config(free_port())}
-    command = [str(env_python("train")), "-m", "nsl", "train", *tiny_overrides(data=synth_data), phases,
-               f"--project={tmp_path}", "--name=mw"]
+    recipe = tiny_overrides(data=synth_data, epochs="null")  # the phases' own epochs: 1 + 2
+    command = [str(env_python("train")), "-m", "nsl", "train", *recipe, phases, f"--project={tmp_path}", "--name=mw"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     history = run_dir / "history.json"
     deadline = time.monotonic() + 600
