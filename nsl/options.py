@@ -109,7 +109,14 @@ class DataOptions:
                                                            "count as one group (split=grouped)")
     max_bad_fraction: float = opt(0.05, Float(low=0.0, high=1.0), "share of unreadable images tolerated (skipped "
                                                                   "and listed) before the run stops")
-    cache: bool = opt(True, Bool(), "cache decoded, resized images in memory")
+    cache: bool = opt(True, Bool(), "cache decoded, resized images (in memory, or under cache_dir)")
+    cache_dir: str | None = opt(None, Text(nullable=True), "folder for an on-disk cache of the prepared images "
+                                                          "(data larger than memory; reused by later runs over the "
+                                                          "same files); null = in memory")
+    decode: str = opt("tensorflow", Choice(values=("tensorflow", "python")),
+                      "tensorflow (JPEG/PNG decoded by TensorFlow in parallel, pixel for pixel the device's; files "
+                      "with an EXIF turn or another format go through Python) | python (every file by the "
+                      "device's read_image)")
     hands: str = opt("auto", ChoiceOrPath(values=("auto", "none"), what="hands file"),
                      "hand landmarks of the dataset ('nsl data hands DATA', edge environment): auto (the file that "
                      "command keeps for DATA, if there is one) | none | path of a hands file")
@@ -285,7 +292,7 @@ class HParams:
     epochs_mode: str = opt("total", Choice(values=EPOCHS_MODES),
                            "how epochs is meant: total (the run's budget) | per_phase (every phase runs epochs, as "
                            "runs saved before this key meant it)")
-    batch: int = opt(32, Int(low=1), "batch size")
+    batch: int = opt(32, Int(low=1), "batch size per replica (one GPU or the CPU: the batch)")
     seed: int = opt(42, Int(low=0), "seed of the split, the initialisation and the augmentation")
     patience: int = opt(5, Int(low=0), "early stopping on validation loss, across all phases (0 = off)")
     plateau_patience: int = opt(2, Int(low=0), "epochs without improvement before the learning rate is reduced "
@@ -300,6 +307,8 @@ class HParams:
     mixed_precision: str = opt("auto", Choice(values=("auto", "on", "off")), "auto (on a GPU) | on | off")
     tensorboard: bool = opt(True, Bool(), "write TensorBoard logs into RUN_DIR/tensorboard")
     workers: int | None = opt(None, Int(low=1, nullable=True), "intra-op threads; null = all cores")
+    scale_lr: bool = opt(True, Bool(), "with N replicas (GPUs, workers) the global batch is N x batch: multiply "
+                                       "every learning rate by N too (linear scaling rule)")
 
     @property
     def dropout_override(self) -> float | None:

@@ -124,18 +124,24 @@ def _header(path: Path, data: np.ndarray) -> tuple[int, int, int]:
             width, height = image.size
             if too_many_pixels(width, height):
                 return width, height, 1
-            exif = Image.Exif()  # a PNG's getexif() would decode the whole image to look for a late chunk
-            if image.format == "PNG":
-                exif.load(image.info.get("exif") or b"")
-            else:
-                exif = image.getexif()
-            orientation = exif.get(EXIF_ORIENTATION, 1)
+            orientation = header_orientation(image)
     except Image.DecompressionBombError as err:
         raise NslError(f"{path}: {err} (refused before decoding: downscale it)") from None
     except Exception as err:  # Pillow raises many types on a hostile header; none may escape as a traceback
         reason = "unknown format" if "cannot identify" in str(err) else f"{type(err).__name__}: {err}"[:120]
         raise NslError(f"{path}: not a readable image ({reason})") from None
-    return width, height, orientation if orientation in _UPRIGHT else 1
+    return width, height, orientation
+
+
+def header_orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an image opened with ``open_header`` (1: stored upright), from the header alone."""
+    exif = Image.Exif()  # a PNG's getexif() would decode the whole image to look for a late chunk
+    if image.format == "PNG":
+        exif.load(image.info.get("exif") or b"")
+    else:
+        exif = image.getexif()
+    orientation = exif.get(EXIF_ORIENTATION, 1)
+    return orientation if orientation in _UPRIGHT else 1
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -230,8 +236,12 @@ def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec, grow: bool = True) -> 
     return prepare(crop(frame_rgb, crop_box(box, spec, grow)), spec)
 
 
-def load_input(path: str | Path, spec: CropSpec, box=None) -> np.ndarray:
-    """A dataset image as the classifier's input: the device's crop around ``box`` (the hand's landmark box, when
-    the run crops to hands, ``crop=hands``), else the whole image as it is framed."""
-    image = read_image(path)
+def prepare_input(image: np.ndarray, spec: CropSpec, box=None) -> np.ndarray:
+    """A decoded dataset image as the classifier's input: the device's crop around ``box`` (the hand's landmark
+    box, when the run crops to hands, ``crop=hands``), else the whole image as it is framed."""
     return prepare(image, spec) if box is None else crop_hand(image, box, spec)
+
+
+def load_input(path: str | Path, spec: CropSpec, box=None) -> np.ndarray:
+    """A dataset image file as the classifier's input (``read_image``, then ``prepare_input``)."""
+    return prepare_input(read_image(path), spec, box)

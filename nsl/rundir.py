@@ -11,6 +11,8 @@
       landmarks.keras, landmarks.npz, landmarks_history.json, landmarks_metrics.json   the landmark model
                              (models=landmarks|both), the features of every split it used, its record
       fusion.json            models=both: the fusion weight chosen on the validation split, and every model's figures
+      environment.json       where it trained: devices, TensorFlow/CUDA/cuDNN builds, dtype policy, strategy,
+                             replicas, global batch, threads (each resumed session in front of the earlier ones)
       bundle/                the default output of ``nsl export``
 
 No TensorFlow here: the export side, the benchmarks, ``nsl val BUNDLE`` on a device and the scripts read runs
@@ -81,6 +83,7 @@ class RunDir:
     LANDMARK_METRICS = "landmarks_metrics.json"
     FUSION = "fusion.json"
     PLAN = "plan.json"
+    ENVIRONMENT = "environment.json"
 
     def __post_init__(self):
         object.__setattr__(self, "path", Path(self.path))
@@ -207,6 +210,22 @@ class RunDir:
     def plan_file(self) -> Path:
         return self.path / self.PLAN
 
+    @property
+    def environment_file(self) -> Path:
+        return self.path / self.ENVIRONMENT
+
+    def environment(self) -> dict | None:
+        """Where the run trained (devices, builds, dtype policy, strategy, replicas, batch, threads): one record
+        per session, the last first; None for a run made before it was written."""
+        return read_json(self.environment_file) if self.environment_file.is_file() else None
+
+    def write_environment(self, record: dict) -> None:
+        """Adds this session's record (a resumed run may continue on another machine) in front of earlier ones."""
+        earlier = self.environment() or {}
+        write_json(self.environment_file, {**record, "earlier_sessions": [
+            {k: v for k, v in earlier.items() if k != "earlier_sessions"}, *earlier.get("earlier_sessions", [])]
+            if earlier else []})
+
     def fusion(self) -> dict | None:
         return read_json(self.fusion_file) if self.fusion_file.is_file() else None
 
@@ -297,7 +316,7 @@ class RunDir:
 
         for name in (self.BEST, self.HISTORY, self.METRICS, self.REPORT, self.CURVES, self.CONFUSION,
                      self.LANDMARK_MODEL, self.LANDMARK_DATA, self.LANDMARK_HISTORY, self.LANDMARK_METRICS,
-                     self.FUSION, self.PLAN, self.SPLIT, self.LABELS, self.CONFIG):
+                     self.FUSION, self.PLAN, self.ENVIRONMENT, self.SPLIT, self.LABELS, self.CONFIG):
             (self.path / name).unlink(missing_ok=True)
         for name in (self.CHECKPOINTS, self.TENSORBOARD, self.BUNDLE):
             shutil.rmtree(self.path / name, ignore_errors=True)

@@ -3,9 +3,21 @@
 # Their pins conflict (absl-py, protobuf), so they cannot be one environment. Re-running is cheap: an
 # environment is rebuilt only when pyproject.toml or the Python version changed.
 # Usage: bash scripts/setup.sh [train|edge|all]   (PYTHON=python3.11 to pick an interpreter)
+# The train environment gets the train-gpu extra (TensorFlow with its CUDA/cuDNN wheels) when nvidia-smi answers,
+# else the train extra; NSL_GPU=1 or NSL_GPU=0 forces either. bash scripts/setup.sh --print-train-extra says which.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which_envs="${1:-all}"
+
+train_extra() {
+  case "${NSL_GPU:-auto}" in
+    1|yes|on|true) echo train-gpu ;;
+    0|no|off|false) echo train ;;
+    auto) if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then echo train-gpu; else echo train; fi ;;
+    *) echo "setup: NSL_GPU=${NSL_GPU} is not one of 1, 0, auto" >&2; exit 2 ;;
+  esac
+}
+if [ "$which_envs" = "--print-train-extra" ]; then train_extra; exit 0; fi
 PYTHON="${PYTHON:-python3}"
 
 if ! command -v "$PYTHON" >/dev/null 2>&1; then
@@ -62,9 +74,11 @@ ensure_edge_libraries() {  # OpenCV's and MediaPipe's wheels load libGL/libEGL/l
   fi
 }
 
+TRAIN_EXTRA="$(train_extra)"
+[ "$which_envs" = edge ] || echo "setup: train environment with the [$TRAIN_EXTRA] extra (NSL_GPU=${NSL_GPU:-auto})"
 case "$which_envs" in
-  train) make_env train train,dev ;;
+  train) make_env train "$TRAIN_EXTRA,dev" ;;
   edge) make_env edge edge,dev; ensure_edge_libraries ;;
-  all) make_env train train,dev; make_env edge edge,dev; ensure_edge_libraries ;;
+  all) make_env train "$TRAIN_EXTRA,dev"; make_env edge edge,dev; ensure_edge_libraries ;;
   *) echo "setup: unknown environment '$which_envs' (train, edge or all)" >&2; exit 1 ;;
 esac

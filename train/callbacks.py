@@ -26,7 +26,8 @@ def current_lr(model) -> float:
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Appends one history entry per epoch (phase, lr, trainable parameters, losses, accuracies, seconds)."""
+    """Appends one history entry per epoch (phase, lr, trainable parameters, losses, accuracies, seconds, and
+    the wall-clock time it ended, so device samples such as scripts/gpu_check.sh's can be matched to epochs)."""
 
     def __init__(self, state: TrainState, history: list, phase_name: str, phase_index: int, trainable_params: int):
         super().__init__()
@@ -42,7 +43,8 @@ class EpochRecorder(keras.callbacks.Callback):
         self.state.epoch, self.state.phase_epoch = epoch + 1, self.state.phase_epoch + 1
         self.state.wall_s += seconds
         entry = {"epoch": epoch + 1, "phase": self.phase_name, "phase_index": self.phase_index, "lr": self.lr,
-                 "trainable_params": self.trainable_params, "seconds": round(seconds, 3)}
+                 "trainable_params": self.trainable_params, "seconds": round(seconds, 3),
+                 "ended": round(time.time(), 3)}
         entry.update({key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy") if key in logs})
         self.history.append(entry)
         log.info("epoch %d (%s) lr %.2g: loss %.4f acc %.3f | val loss %.4f acc %.3f | %.1fs", epoch + 1,

@@ -202,12 +202,23 @@ def fusion_lines(fusion: dict | None, options: Options) -> list[str]:
                 f"none was). Landmarks: images with a hand only.", ""]
 
 
+def environment_lines(record: dict | None) -> list[str]:
+    """The report's block on where the run trained (RUN_DIR/environment.json, the last session)."""
+    if not record:
+        return []
+    from nsl.train.distribute import summary_lines
+
+    return ["## Environment (environment.json)", "", *[f"- {line}" for line in summary_lines(record)], "", ""]
+
+
 def write_report(run: RunDir, options: Options, history: list[dict], metrics: dict, labels: list[Label],
                  phases, fusion: dict | None = None) -> Path:
     if history:
         plot_training_curves(history, run.curves_png)
     plot_confusion(metrics["confusion_matrix"], labels, run.confusion_png)
     text = report_markdown(run.path, options, history, metrics, labels, phases)
+    head, _, tail = text.partition("## Test")
+    text = head + "\n".join(environment_lines(run.environment())) + "## Test" + tail
     if fusion:
         head, _, tail = text.partition("## Test")
         text = head + "\n".join(fusion_lines(fusion, options)) + "\n## Test" + tail

@@ -43,8 +43,9 @@ def load_data(options: Options) -> tuple[list[Label], dict]:
     return index.labels, split
 
 
-def fit_data(options: Options, split: dict, num_classes: int):
-    """Training and validation datasets, steps per epoch and class weights for nsl.train.trainer."""
+def fit_data(options: Options, split: dict, num_classes: int, batch: int | None = None):
+    """Training and validation datasets (``batch``: the global batch), steps per epoch and class weights for
+    nsl.train.trainer."""
     from nsl.train.pipeline import class_weights, make_dataset
     from nsl.train.trainer import FitData
 
@@ -52,8 +53,8 @@ def fit_data(options: Options, split: dict, num_classes: int):
     one_hot = num_classes if hp.label_smoothing else 0
     steps = hp.steps_per_epoch
     return FitData(
-        train=make_dataset(split["train"], options, training=True, repeat=bool(steps), one_hot=one_hot),
-        val=make_dataset(split["val"], options, training=False, one_hot=one_hot),
+        train=make_dataset(split["train"], options, training=True, repeat=bool(steps), one_hot=one_hot, batch=batch),
+        val=make_dataset(split["val"], options, training=False, one_hot=one_hot, batch=batch),
         steps_per_epoch=steps,
         class_weight=class_weights(split["train"], num_classes, hp.class_weights))
 
@@ -70,13 +71,15 @@ def train_run(options: Options, run_dir: str | Path | None = None, extra_callbac
     run reuses instead of splitting the data. The data and the model are checked before the run directory is made,
     so a mistake leaves nothing behind."""
     from nsl.train.checkpoint import save_checkpoint
-    from nsl.train.trainer import distribution_scope, set_up_tensorflow, use_mixed_precision
+    from nsl.train.distribute import Placement, use_mixed_precision
+    from nsl.train.trainer import set_up_tensorflow
 
     from nsl.train.hands import with_models_resolved
     from nsl.train.landmark_stage import landmark_inputs
 
     options = with_models_resolved(options)
     set_up_tensorflow(options.hparams)
+    placement = Placement.make(options.hparams)  # first: a multi-worker strategy must precede other ops
     if split_of:
         source = RunDir.open(split_of)
         labels, split = source.labels(), source.split()
@@ -84,15 +87,45 @@ def train_run(options: Options, run_dir: str | Path | None = None, extra_callbac
         labels, split = load_data(options)
     arrays = landmark_inputs(options, split, labels)
     if options.model.models == "landmarks":
+        use_mixed_precision("off")  # the landmark model is small: float32, as before placements existed
         return _landmarks_only(options, labels, split, arrays, run_dir)
-    use_mixed_precision(options.hparams.mixed_precision)
-    with distribution_scope():
+    with placement.strategy.scope():
         model = _new_model(options, len(labels))
-        plan = _plan(model, options, labels, split, extra_callbacks)
-        run = _make_run(options, run_dir, labels, split, arrays)
+        plan = _plan(model, options, labels, split, extra_callbacks, placement=placement)
+        run = _make_run(options, worker_folder(placement, run_dir), labels, split, arrays)
+        record_environment(run, options, placement)
         state = TrainState()
         save_checkpoint(run, None, state)
         _train_and_finish(model, options, labels, split, run, state, [], plan)
+    return finish_worker(placement, run)
+
+
+def record_environment(run: RunDir, options: Options, placement) -> dict:
+    """The environment block: logged, and written to the run's environment.json (the report shows it)."""
+    from nsl.train.distribute import summary_lines
+
+    record = placement.record(options.hparams)
+    for line in summary_lines(record):
+        log.info("%s", line)
+    run.write_environment(record)
+    return record
+
+
+def worker_folder(placement, run_dir):
+    """The chief (or a single process) writes ``run_dir``; another worker of a cluster a throw-away folder (every
+    worker runs the same steps, saving included; only the chief's files are kept)."""
+    import tempfile
+
+    if placement.role.is_chief:
+        return run_dir
+    return Path(tempfile.mkdtemp(prefix=f"nsl-{placement.role.task_type}{placement.role.task_id}-")) / "run"
+
+
+def finish_worker(placement, run: RunDir) -> Path:
+    if placement.role.is_chief:
+        return run.path
+    shutil.rmtree(run.path.parent, ignore_errors=True)
+    log.info("worker %s %d finished (the chief holds the run)", placement.role.task_type, placement.role.task_id)
     return run.path
 
 
@@ -133,8 +166,9 @@ def resume_run(run_dir: str | Path, extra_callbacks=(), trust_model: bool = Fals
     """Continue an interrupted run at the phase and epoch of its last checkpoint. Its model files must be in the
     native format (checked before any training) unless ``trust_model``: a run folder may come from anyone."""
     from nsl.train.checkpoint import load_last_model, load_state
+    from nsl.train.distribute import Placement
     from nsl.train.model import check_keras_file
-    from nsl.train.trainer import distribution_scope, set_up_tensorflow, use_mixed_precision
+    from nsl.train.trainer import set_up_tensorflow
 
     run = RunDir.open(run_dir)
     for model_file in (run.last_model, run.best_model):
@@ -148,17 +182,22 @@ def resume_run(run_dir: str | Path, extra_callbacks=(), trust_model: bool = Fals
     if not run.plan_file.is_file():  # a run saved before plans were recorded: record how it goes on
         run.write_plan(options.hparams)
     set_up_tensorflow(options.hparams)
-    use_mixed_precision(options.hparams.mixed_precision)
+    placement = Placement.make(options.hparams)
+    if not placement.role.is_chief:  # resumes from the chief's checkpoint, writes a copy
+        copy = RunDir(worker_folder(placement, None))
+        shutil.copytree(run.path, copy.path)
+        run = copy
     history = run.history(up_to_epoch=state.epoch)
     log.info("resuming %s at phase %d, epoch %d", run.path, state.phase + 1, state.epoch + 1)
-    with distribution_scope():
+    with placement.strategy.scope():
+        record_environment(run, options, placement)
         model = load_last_model(run, trust_model) if state.epoch else None
         if model is None:
             model = _new_model(options, len(labels))
             state.phase = state.phase_epoch = 0
-        plan = _plan(model, options, labels, split, extra_callbacks, trust_model)
+        plan = _plan(model, options, labels, split, extra_callbacks, trust_model, placement)
         _train_and_finish(model, options, labels, split, run, state, history, plan)
-    return run.path
+    return finish_worker(placement, run)
 
 
 def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=(), trust_model: bool = False) -> Path:
@@ -185,8 +224,9 @@ def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=(), trust_
     return train_run(options, run.path, extra_callbacks)
 
 
-def _plan(model, options: Options, labels, split, extra_callbacks, trust_model: bool = False):
-    """Phases, loop options and datasets, checked against the model (every phase's ``trainable`` must resolve)."""
+def _plan(model, options: Options, labels, split, extra_callbacks, trust_model: bool = False, placement=None):
+    """Phases, loop options and datasets, checked against the model (every phase's ``trainable`` must resolve);
+    ``placement`` (nsl.train.distribute) sets the global batch and the learning-rate scale."""
     from nsl.train.phases import trainable_layers
     from nsl.train.trainer import LoopOptions
 
@@ -197,8 +237,9 @@ def _plan(model, options: Options, labels, split, extra_callbacks, trust_model: 
             trainable_layers(model, phase.trainable)
         except ConfigError as err:
             raise ConfigError(f"config key 'phases', phase '{phase.name}': {err}") from None
-    loop = LoopOptions.from_options(options, extra_callbacks, trust_model)
-    return phases, loop, fit_data(options, split, len(labels))
+    scale, batch = (placement.lr_scale, placement.global_batch) if placement else (1.0, None)
+    loop = LoopOptions.from_options(options, extra_callbacks, trust_model, scale)
+    return phases, loop, fit_data(options, split, len(labels), batch)
 
 
 def plan_text(hparams) -> str:

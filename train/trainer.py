@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +20,7 @@ from nsl.train.callbacks import Checkpointer, EpochRecorder, GlobalBest, Progres
 from nsl.options import HParams, Options, Phase
 from nsl.rundir import RunDir, TrainState
 from nsl.train.checkpoint import save_checkpoint
+from nsl.train.distribute import use_mixed_precision  # noqa: F401  (the trainer's API since issue 1)
 from nsl.train.model import load_classifier
 from nsl.train.phases import apply_phase, count_trainable_params
 
@@ -45,10 +45,12 @@ class LoopOptions:
     freeze_bn: bool = True
     extra_callbacks: list = field(default_factory=list)
     trust_model: bool = False     # best.keras of an earlier session may be loaded outside safe mode (--trust-model)
+    lr_scale: float = 1.0         # every phase's learning rate times this (replicas, nsl.train.distribute)
 
     @classmethod
-    def from_options(cls, options: Options, extra_callbacks=(), trust_model: bool = False) -> "LoopOptions":
-        return cls(options.hparams, options.model.frozen_bn, list(extra_callbacks), trust_model)
+    def from_options(cls, options: Options, extra_callbacks=(), trust_model: bool = False,
+                     lr_scale: float = 1.0) -> "LoopOptions":
+        return cls(options.hparams, options.model.frozen_bn, list(extra_callbacks), trust_model, lr_scale)
 
 
 def set_up_tensorflow(hparams: HParams) -> None:
@@ -61,22 +63,6 @@ def set_up_tensorflow(hparams: HParams) -> None:
     random.seed(hparams.seed)
     np.random.seed(hparams.seed)
     keras.utils.set_random_seed(hparams.seed)
-
-
-def use_mixed_precision(setting: str) -> bool:
-    """Set the global dtype policy before a model is built: mixed_float16 on a GPU ('auto') or when 'on'."""
-    on = setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
-    keras.mixed_precision.set_global_policy("mixed_float16" if on else "float32")
-    return on
-
-
-def distribution_scope():
-    """MirroredStrategy's scope when several GPUs are visible, else no-op."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs (MirroredStrategy)", len(gpus))
-        return tf.distribute.MirroredStrategy().scope()
-    return nullcontext()
 
 
 def compile_for_phase(model, lr: float, label_smoothing: float = 0.0) -> None:
@@ -103,9 +89,9 @@ def train_phases(model, phases: list[Phase], data: FitData, run: RunDir, state: 
         if index > state.phase or state.phase_epoch == 0:
             state.phase, state.phase_epoch = index, 0
             trainable = apply_phase(model, phase, options.freeze_bn)
-            compile_for_phase(model, phase.lr, options.hparams.label_smoothing)
+            compile_for_phase(model, phase.lr * options.lr_scale, options.hparams.label_smoothing)
             log.info("phase %d/%d '%s': lr %g, backbone trainable: %s, %d trainable parameters",
-                     index + 1, len(phases), phase.name, phase.lr, phase.trainable, trainable)
+                     index + 1, len(phases), phase.name, phase.lr * options.lr_scale, phase.trainable, trainable)
         else:
             trainable = count_trainable_params(model)
             log.info("resuming phase '%s' at its epoch %d of %d", phase.name, state.phase_epoch + 1, phase.epochs)

@@ -157,7 +157,7 @@ def sweep_section(args) -> dict:
     if args.epochs is not None:
         extra["epochs"] = positive(args.epochs, 1, 1, False, "epochs")
     base = base_options(args, data, weights, sizes[0], **extra)
-    labels, split = load_split(base)  # checks the data before anything is trained
+    labels, split, _ = load_split(base)  # checks the data before anything is trained
     cache = Path(args.cache).expanduser() if args.cache else user_cache_dir() / "bench" / "sweep"
     cache.mkdir(parents=True, exist_ok=True)
     rows = [measure_size(base, size, cache, runs, repeats, len(split["train"])) for size in sizes]

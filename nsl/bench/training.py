@@ -12,7 +12,7 @@ Data: ``--data``, else ``$NSL_REAL_DATA/asl_36``; weights: ``--weights``, else
 ``$NSL_WEIGHTS/mobilenet_v2_1.0_224_no_top.h5`` when present (not with ``--quick``), else ``none``.
 
 Every use of nsl.config and nsl.train is in ``base_options``, ``settings``, ``load_split``, ``model_and_dataset``,
-``time_pipeline`` and ``time_training`` (nothing else here reads the configuration).
+``with_decoder``, ``time_pipeline`` and ``time_training`` (nothing else here reads the configuration).
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ def parse_args(argv):
                                       "frozen/unfrozen")
     parser.add_argument("--imgsz", type=int, help="input size (default 224; --quick 48)")
     parser.add_argument("--steps", type=int, help="timed steps per mode (default 8; --quick 3)")
+    parser.add_argument("--mixed-precision", default="auto", choices=("auto", "on", "off"),
+                        help="dtype policy as nsl train's mixed_precision (default auto: mixed_float16 on a GPU)")
+    parser.add_argument("--decoders", default="tensorflow,python",
+                        help="first-epoch pipeline figures for these decoders (data.decode), the first one used for "
+                             "everything else (default tensorflow,python: before and after issue 13, same run)")
     return parser.parse_args(argv)
 
 
@@ -101,21 +106,33 @@ def settings(options) -> dict:
             "freeze_bn": options.model.frozen_bn}
 
 
-def load_split(options) -> tuple[list, dict]:
-    """TensorFlow set up for the run, then (labels, split) of its data (checks the data before anything runs)."""
+def load_split(options) -> tuple[list, dict, dict]:
+    """TensorFlow set up and placed as for the run (strategy, dtype policy: nsl.train.distribute), then (labels,
+    split) of its data and the run's environment record."""
+    from nsl.train.distribute import Placement
     from nsl.train.run import load_data
     from nsl.train.trainer import set_up_tensorflow
 
     set_up_tensorflow(options.hparams)
-    return load_data(options)
+    placement = Placement.make(options.hparams)
+    labels, split = load_data(options)
+    return labels, split, placement
 
 
-def model_and_dataset(config, train: list, classes: int):
-    """The classifier of the run and its repeating training dataset."""
+def model_and_dataset(config, train: list, classes: int, placement):
+    """The classifier of the run (under the run's strategy) and its repeating training dataset (global batch)."""
     from nsl.train.model import build_classifier
     from nsl.train.pipeline import make_dataset
 
-    return build_classifier(config.model, classes), make_dataset(train, config, training=True, repeat=True)
+    with placement.strategy.scope():
+        model = build_classifier(config.model, classes)
+    return model, make_dataset(train, config, training=True, repeat=True, batch=placement.global_batch)
+
+
+def with_decoder(config, decoder: str):
+    from nsl.config import updated
+
+    return updated(config, {"decode": decoder})
 
 
 def time_pipeline(samples, config, repeats: int, warmup: int) -> dict:
@@ -124,9 +141,11 @@ def time_pipeline(samples, config, repeats: int, warmup: int) -> dict:
 
     from nsl.train.pipeline import make_dataset
 
-    first, cached = [], []
+    first, cached, checks = [], [], []
     for index in range(warmup + repeats):
+        start = time.perf_counter()
         dataset = make_dataset(samples, config, training=True)  # a new in-memory cache: decoding again
+        checks.append(time.perf_counter() - start)  # the header pass choosing each file's decoder
         rates = []
         # the first pass decodes and fills the cache; the cached figure spans passes of >= CACHED_IMAGES images
         # so a small split's per-pass costs (iterator, shuffle buffer) do not dominate it
@@ -137,20 +156,22 @@ def time_pipeline(samples, config, repeats: int, warmup: int) -> dict:
         if index >= warmup:
             first.append(rates[0])
             cached.append(rates[1])
-    return {"first_epoch": first, "cached": cached, "images_per_epoch": len(samples)}
+    return {"first_epoch": first, "cached": cached, "images_per_epoch": len(samples), "decoder": config.data.decode,
+            "setup_s": checks}
 
 
-def time_training(model, dataset, config, trainable: str, steps: int, warmup: int) -> dict:
+def time_training(model, dataset, config, trainable: str, steps: int, warmup: int, placement) -> dict:
     """Images/s of training steps with ``trainable`` ('none': backbone frozen, 'all': unfrozen)."""
     from nsl.options import Phase
     from nsl.train.phases import apply_phase
     from nsl.train.trainer import compile_for_phase
 
     params = apply_phase(model, Phase(trainable, 1, 1e-4, trainable), config.model.frozen_bn)
-    compile_for_phase(model, 1e-4)
+    with placement.strategy.scope():
+        compile_for_phase(model, 1e-4)
     timer = _StepTimer()
     model.fit(dataset, epochs=1, steps_per_epoch=warmup + steps, callbacks=[timer.callback], verbose=0)
-    batch = config.hparams.batch
+    batch = placement.global_batch
     rates = [batch / s for s in timer.step_seconds()[warmup:]]
     return {"images_per_s": rates, "trainable_params": int(params)}
 
@@ -192,19 +213,33 @@ def training_section(args) -> dict:
     steps = positive(args.steps, 8, QUICK["steps"], args.quick, "steps")
     repeats = positive(args.repeats, 3, 2, args.quick, "repeats")
     warmup = positive(args.warmup, 2, 1, args.quick, "warmup")
-    config = base_options(args, data, weights, imgsz)
-    labels, split = load_split(config)
+    decoders = [d.strip() for d in args.decoders.split(",") if d.strip()]
+    if not decoders or any(d not in ("tensorflow", "python") for d in decoders):
+        raise NslError(f"--decoders {args.decoders}: expected tensorflow, python or both, comma-separated")
+    config = base_options(args, data, weights, imgsz, mixed_precision=args.mixed_precision, decode=decoders[0])
+    labels, split, placement = load_split(config)
+    environment = placement.record(config.hparams)
     train, plain = split["train"], settings(config)
-    log.info("training bench: %s, %d training images, %d px, batch %d, weights %s", data, len(train), imgsz,
-             plain["batch"], weights)
-    pipeline = time_pipeline(train, config, repeats, min(warmup, 1))
-    model, dataset = model_and_dataset(config, train, len(labels))
-    modes = {name: time_training(model, dataset, config, trainable, steps, warmup)
+    log.info("training bench: %s, %d training images, %d px, batch %d, weights %s, %s, %s", data, len(train), imgsz,
+             plain["batch"], weights, environment["dtype_policy"], environment["strategy"])
+    pipelines = {d: time_pipeline(train, with_decoder(config, d), repeats, min(warmup, 1)) for d in decoders}
+    model, dataset = model_and_dataset(config, train, len(labels), placement)
+    modes = {name: time_training(model, dataset, config, trainable, steps, warmup, placement)
              for name, trainable in (("frozen", "none"), ("unfrozen", "all"))}
-    return render_training(plain, data, weights, len(labels), pipeline, modes, steps, warmup, repeats)
+    result = render_training(plain, data, weights, len(labels), pipelines[decoders[0]], modes, steps, warmup,
+                             repeats, environment)
+    for decoder in decoders[1:]:
+        other = pipelines[decoder]
+        result["tables"][0]["rows"].append([f"input pipeline, first epoch, decode={decoder}",
+                                            round(median(other["first_epoch"]), 1), "-"])
+        result["raw"][f"pipeline_{decoder}"] = other
+        result["notes"].append(f"The first pipeline rows use decode={decoders[0]}; the decode={decoder} row is the "
+                               "same pipeline with that decoder, measured in this run (same files, same cores).")
+    return result
 
 
-def render_training(plain, data, weights, classes, pipeline, modes, steps, warmup, repeats) -> dict:
+def render_training(plain, data, weights, classes, pipeline, modes, steps, warmup, repeats,
+                    environment=None) -> dict:
     first, cached = median(pipeline["first_epoch"]), median(pipeline["cached"])
     frozen, unfrozen = median(modes["frozen"]["images_per_s"]), median(modes["unfrozen"]["images_per_s"])
     what = (f"MobileNetV2 {plain['alpha']} at {plain['imgsz']} px, batch {plain['batch']}, {classes} classes, "
@@ -223,7 +258,10 @@ def render_training(plain, data, weights, classes, pipeline, modes, steps, warmu
              bottleneck_note(first, cached, frozen, unfrozen) + " When training, the pipeline and the model share "
              "the same cores, so each rate here is an upper bound for that stage."]
     raw = {"config": {k: plain[k] for k in ("imgsz", "batch", "alpha", "backbone", "weights", "data")},
-           "pipeline": pipeline, "training": modes}
+           "pipeline": pipeline, "training": modes, "environment": environment}
+    if environment:
+        notes.insert(1, f"Dtype policy {environment['dtype_policy']}, {environment['strategy']} with "
+                        f"{environment['replicas']} replica(s), global batch {environment['global_batch']}.")
     return section("training", "Training throughput", [table(what, ["what", "images/s", "trainable params"], rows)],
                    notes, raw, packages=PACKAGES)
 

@@ -168,3 +168,35 @@ def test_train_image_requirements_have_wheels():
         found = dict(pool.map(versions, requirement_lines("train")))
     missing = [line for line, available in found.items() if not list(Requirement(line).specifier.filter(available))]
     assert not missing, f"no {arch} wheel for Python {python} satisfies {missing}"
+
+
+def test_train_gpu_extra_is_the_train_extra_with_cuda_and_the_image_has_it():
+    """pyproject's train-gpu extra (the bare-workstation route, scripts/setup.sh) is the train extra with
+    TensorFlow's CUDA wheels, and equals the Docker image's requirements line for line."""
+    extras = pyproject()["project"]["optional-dependencies"]
+    gpu = [Requirement(line) for line in extras["train-gpu"]]
+    plain = [Requirement(line) for line in extras["train"]]
+    assert [(r.name, str(r.specifier)) for r in gpu] == [(r.name, str(r.specifier)) for r in plain]
+    assert [sorted(r.extras) for r in gpu if r.name == "tensorflow"] == [["and-cuda"]]
+    assert [str(r) for r in gpu] == [str(Requirement(line)) for line in requirement_lines("train")]
+
+
+def test_setup_script_chooses_the_gpu_extra_by_nvidia_smi(tmp_path):
+    """scripts/setup.sh picks train-gpu when nvidia-smi answers, train otherwise; NSL_GPU=0/1 forces either."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-0)'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    script = Path(__file__).resolve().parents[2] / "scripts" / "setup.sh"
+
+    def chosen(path: str, **env) -> str:
+        proc = subprocess.run(["bash", str(script), "--print-train-extra"], capture_output=True, text=True,
+                              env={"PATH": path, **env}, timeout=30)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    system = "/usr/bin:/bin"
+    assert chosen(f"{fake}:{system}") == "train-gpu"
+    assert chosen(system) == "train"
+    assert chosen(system, NSL_GPU="1") == "train-gpu"
+    assert chosen(f"{fake}:{system}", NSL_GPU="0") == "train"

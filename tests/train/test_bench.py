@@ -33,20 +33,27 @@ def _section(path, name):
 
 
 @pytest.mark.slow
+def raw_rate(data: dict, key: str) -> float:
+    return round(statistics.median(data["raw"][key]["first_epoch"]), 1)
+
+
 def test_training_section(tmp_path, synth_data):
     out = tmp_path / "training.json"
     assert training_main(["--out", str(out), "--quick", "--data", str(synth_data)]) == 0
     data = _section(out, "training")
     (table,) = data["tables"]
     assert table["columns"] == ["what", "images/s", "trainable params"]
-    assert len(table["rows"]) == 4 and all(row[1] > 0 for row in table["rows"])
+    assert len(table["rows"]) == 5 and all(row[1] > 0 for row in table["rows"])
+    assert table["rows"][4][0] == "input pipeline, first epoch, decode=python"  # the decoder before, same run
+    assert raw_rate(data, "pipeline_python") == table["rows"][4][1]
+    assert data["raw"]["environment"]["dtype_policy"] == "float32"  # --mixed-precision auto, no GPU
     raw = data["raw"]
     pipeline, training = raw["pipeline"], raw["training"]
     assert len(pipeline["first_epoch"]) == len(pipeline["cached"]) == 2  # --quick: 2 repeats
     expected = [statistics.median(pipeline["first_epoch"]), statistics.median(pipeline["cached"]),
                 statistics.median(training["frozen"]["images_per_s"]),
                 statistics.median(training["unfrozen"]["images_per_s"])]
-    assert [row[1] for row in table["rows"]] == [round(value, 1) for value in expected]
+    assert [row[1] for row in table["rows"][:4]] == [round(value, 1) for value in expected]
     assert len(training["frozen"]["images_per_s"]) == 3  # --quick: 3 timed steps after warm-up
     assert 0 < training["frozen"]["trainable_params"] < training["unfrozen"]["trainable_params"]
     assert raw["config"]["imgsz"] == 48 and any(note.startswith("Bottleneck:") for note in data["notes"])

@@ -87,7 +87,7 @@ def test_mixed_precision_model_is_saved_as_float32():
 
     config = _options(mixed_precision="on")
     try:
-        assert use_mixed_precision("on")
+        assert use_mixed_precision("on") == "mixed_float16"
         mixed = build_classifier(config.model, 4)
         assert mixed.get_layer("Conv1").compute_dtype == "float16"
         assert mixed.get_layer("predictions").compute_dtype == "float32"

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nsl.preprocess import CropSpec, prepare, read_image
+from nsl.preprocess import CropSpec, load_input, prepare, read_image
 from nsl.config import resolve, to_dict, updated
 from nsl.train.pipeline import augmenter, class_weights, make_dataset
 from nsl.samples import Sample
@@ -35,17 +35,56 @@ def odd_images(tmp_path_factory):
     return folder
 
 
+@pytest.mark.parametrize("decoder", ["tensorflow", "python"])
 @pytest.mark.parametrize("color_mode", ["color", "grey", "binary"])
-def test_pipeline_matches_the_device_preprocessing(synth_data, color_mode):
+def test_pipeline_matches_the_device_preprocessing(synth_data, color_mode, decoder):
     paths = sorted((synth_data / "Random Background" / "2").glob("*.jpg"))[:5]
     samples = [Sample(str(p), 2) for p in paths]
-    config = resolve(overrides={"imgsz": 40, "batch": 2, "color_mode": color_mode})
+    config = resolve(overrides={"imgsz": 40, "batch": 2, "color_mode": color_mode, "decode": decoder})
     images, labels = _batches(samples, config)
     spec = config.crop
     expected = np.stack([prepare(read_image(p), spec) for p in paths]).astype(np.float32)
     assert images.dtype == np.float32 and images.shape == (5, 40, 40, 3)
     np.testing.assert_array_equal(images, expected)
     assert labels.tolist() == [2] * 5
+
+
+@pytest.mark.real_data
+def test_tensorflow_decoding_gives_the_device_pixels_on_real_photos_and_odd_files(odd_images, tmp_path):
+    """TensorFlow's decoders (JPEG, grey/RGB/RGBA PNG) and the Python fallback (16-bit PNG, an EXIF-turned phone
+    photo) give exactly what read_image + prepare give on the device, whole images and hand crops alike."""
+    from nsl.train.decode import JPEG, PNG, PYTHON, tf_decodable
+    from tests.conftest import real_data
+    from tests.hostile import oriented_copy
+
+    photos = sorted(real_data("asl_36").rglob("*.jp*g"))[:4] + sorted(real_data("nsl_numbers").rglob("*.png"))[:2]
+    turned = oriented_copy(sorted(real_data("nsl_numbers").rglob("*_1500px.jpg"))[0], tmp_path / "turned.jpg", 6)
+    odd = [odd_images / name for name in ("grey.png", "rgba.png", "deep.png", "wide.jpg")]
+    paths = [str(p) for p in photos + odd + [turned]]
+    kinds = tf_decodable(paths)
+    assert kinds[:4] == [JPEG] * 4 and kinds[4:6] == [PNG] * 2
+    assert kinds[6:] == [PNG, PNG, PYTHON, JPEG, PYTHON]  # 16-bit PNG and the EXIF turn: Python
+    for crop in (False, True):
+        boxes = [(30.0, 20.5, 150.0, 170.0) if crop else None for _ in paths]  # a box partly outside small files
+        samples = [Sample(p, 0, box=b) for p, b in zip(paths, boxes)]
+        config = resolve(overrides={"imgsz": 96, "batch": 4})
+        images, _ = _batches(samples, config)
+        expected = np.stack([load_input(p, config.crop, b) for p, b in zip(paths, boxes)]).astype(np.float32)
+        np.testing.assert_array_equal(images, expected)
+
+
+def test_disk_cache_is_written_once_and_reused(synth_data, tmp_path):
+    paths = sorted((synth_data / "Plain Background" / "3").glob("*.jpg"))[:6]
+    samples = [Sample(str(p), 3) for p in paths]
+    config = resolve(overrides={"imgsz": 32, "batch": 4, "cache_dir": str(tmp_path / "cache")})
+    first, _ = _batches(samples, config)
+    written = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert any(name.endswith(".index") for name in written)
+    again, _ = _batches(samples, config)
+    np.testing.assert_array_equal(first, again)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == written  # read back, not written anew
+    other = updated(config, {"imgsz": 40})  # other preprocessing: another cache, never the old one
+    assert _batches(samples, other)[0].shape[1] == 40
 
 
 def test_odd_images_are_converted_and_unreadable_ones_skipped(odd_images, caplog):
