@@ -18,7 +18,7 @@ import numpy as np
 from nsl.edge.classifier import open_classifier
 from nsl.export import bundle as bundle_meta
 from nsl.export.calibration import calibration_images, stratified_sample
-from nsl.export.formats import ONNX_WEIGHT_BITS, ExportContext, build_format, select_formats
+from nsl.export.formats import ExportContext, build_format, default_onnx_weight_bits, select_formats
 from nsl.export.ptq import DEFAULT_REMEDY, remedied_savedmodels
 from nsl.export.qat import QAT_FALLBACK_EPOCHS, QAT_LR
 from nsl.export.report import render_report
@@ -49,13 +49,17 @@ class ExportOptions:
     qat_fallback: int = QAT_FALLBACK_EPOCHS  # QAT epochs when a post-training int8 file misses the gate (0: off)
     remedy: str = DEFAULT_REMEDY
     onnx_calibration: str = "minmax"
-    onnx_weight_bits: int = ONNX_WEIGHT_BITS
+    onnx_weight_bits: int | None = None     # None: 7 with remedy 'round', else 8 (formats.default_onnx_weight_bits)
     max_drop: float = MAX_DROP
     min_agreement: float = MIN_AGREEMENT
     max_distance: float = MAX_DISTANCE
     allow_drop: bool = False
     latency_runs: int = LATENCY_RUNS
     trust_model: bool = False     # load a model file that is not the native format, outside safe mode
+
+    @property
+    def onnx_bits(self) -> int:
+        return self.onnx_weight_bits or default_onnx_weight_bits(self.remedy)
 
     @property
     def gate(self) -> Gate:
@@ -131,10 +135,10 @@ def _build_and_evaluate(options: ExportOptions, source: ExportSource, model, cal
 
     selected = select_formats(list(options.formats), options.fp16, options.int8, options.qat > 0)
     ptq_saved, remedy = remedied_savedmodels(model, calibration if options.int8 else None, options.remedy,
-                                             options.formats, options.onnx_weight_bits, work)
+                                             options.formats, options.onnx_bits, work)
     remedy["onnx_calibration"] = options.onnx_calibration
     ctx = ExportContext(work, to_savedmodel(model, work / "saved_model"), calibration, ptq_saved_models=ptq_saved,
-                        onnx_calibration=options.onnx_calibration, onnx_weight_bits=options.onnx_weight_bits)
+                        onnx_calibration=options.onnx_calibration, onnx_weight_bits=options.onnx_bits)
     if options.qat:
         ctx.qat_saved_model = qat_savedmodel(model, source.train, source.options, options.qat, calibration,
                                              work / "qat_saved_model", options.qat_lr)

@@ -73,7 +73,7 @@ def export_landmarks(run: RunDir, options, labels, tmp: Path, work: Path) -> tup
     keras_probs = np.asarray(model(gate.images, training=False), np.float32)
     keras = probability_metrics(keras_probs, gate.labels, None, gate.accuracy_count)
     ctx = ExportContext(work / "landmarks", to_savedmodel(model, work / "landmarks" / "saved_model"), calibration,
-                        onnx_calibration=options.onnx_calibration, onnx_weight_bits=options.onnx_weight_bits)
+                        onnx_calibration=options.onnx_calibration, onnx_weight_bits=8)
     files = {}
     for fmt in landmark_formats(options.formats, options.int8):
         path = build_format(fmt, ctx, tmp)
@@ -89,7 +89,7 @@ def export_landmarks(run: RunDir, options, labels, tmp: Path, work: Path) -> tup
                                  "without_hand": test["without_hand"]},
                "calibration": {"hands": int(len(calibration)) if options.int8 else 0, "split": "train"},
                "ptq": {"remedy": "none", "why": "no conv + BatchNorm layers to remedy",
-                       "onnx_calibration": options.onnx_calibration, "onnx_weight_bits": options.onnx_weight_bits},
+                       "onnx_calibration": options.onnx_calibration, "onnx_weight_bits": 8},
                "gate": {**options.gate.to_dict(), "images": gate.parts}}
     log.info("landmark model: Keras top1 %.4f on %d test hands; gate on %s; %d files", keras["top1"],
              keras["n_images"], gate.describe(), len(files))

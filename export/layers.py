@@ -1,4 +1,4 @@
-"""The layer graph of a flat tf_keras classifier, as the post-training remedies (nsl.export.ptq, nsl.export.equalize)
+"""The layer graph of a flat tf_keras classifier, as the post-training remedies (nsl.export.ptq)
 walk it: who feeds whom, the conv -> BatchNorm pairs, the BatchNorm-folded kernels the int8 converters see, and
 their per-channel int8 rounding."""
 
@@ -28,17 +28,6 @@ def is_conv(layer) -> bool:
 
     return isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and \
         not isinstance(layer, keras.layers.Conv2DTranspose)
-
-
-def relu_bound(layer) -> float | None:
-    """The upper clip of a plain ReLU layer (inf for none), or None when the layer is not a plain ReLU."""
-    import tf_keras as keras
-
-    if not isinstance(layer, keras.layers.ReLU):
-        return None
-    if float(layer.threshold) != 0.0 or float(layer.negative_slope) != 0.0:
-        return None
-    return float("inf") if layer.max_value is None else float(layer.max_value)
 
 
 def conv_bn_pairs(model) -> list:

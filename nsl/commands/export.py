@@ -38,9 +38,9 @@ def add_commands(commands) -> None:
                              f"docs/QUANTIZATION.md)")
     parser.add_argument("--onnx-calibration", choices=ONNX_CALIBRATIONS, default="minmax",
                         help="onnxruntime's activation-range calibration for the int8 ONNX file (default minmax)")
-    parser.add_argument("--onnx-weight-bits", type=int, choices=(7, 8), default=ONNX_WEIGHT_BITS,
-                        help=f"int8 ONNX weight range: 7 (-64..64, safe from onnxruntime's int16 saturation on x86 "
-                             f"CPUs without VNNI) or 8 (-127..127) (default {ONNX_WEIGHT_BITS})")
+    parser.add_argument("--onnx-weight-bits", type=int, choices=(7, 8), default=None,
+                        help=f"int8 ONNX weight range: 7 (-64..64) or 8 (-127..127) (default {ONNX_WEIGHT_BITS} with "
+                             f"--remedy round, else 8: what measured closer to the float model, docs/QUANTIZATION.md)")
     parser.add_argument("--qat", type=int, default=0, metavar="EPOCHS",
                         help="quantization-aware fine-tuning for EPOCHS epochs, then int8 files of that model too")
     parser.add_argument("--qat-lr", type=float, default=QAT_LR, metavar="LR", help=f"QAT learning rate (default {QAT_LR:g})")

@@ -139,6 +139,7 @@ def make_fused_bundle(cache: Path) -> Path:
     if not (bundle / "metadata.json").is_file():
         for old in cache.glob("fused_bundle_*"):
             shutil.rmtree(old, ignore_errors=True)
-        run_nsl("export", run_dir, "--int8", "--calib", "36", "--max-drop", "100", "--latency-runs", "2",
+        run_nsl("export", run_dir, "--int8", "--calib", "36", "--max-drop", "100", "--min-agreement", "0",
+                "--max-distance", "1", "--latency-runs", "2",
                 "--out", bundle, python=env_python("train"))
     return bundle
