@@ -216,6 +216,7 @@ def _add_landmarks(metadata: dict, options: ExportOptions, source: ExportSource,
 
 def run_export(options: ExportOptions) -> tuple[Path, dict]:
     """Export, verify and write the bundle; returns (bundle folder, metadata). Raises GateError on a miss."""
+    options.gate  # the thresholds are checked before anything is converted
     source = resolve_source(options.path, options.data, options.labels)
     out = Path(options.out) if options.out else source.default_out
     bundle_meta.check_output(out, options.force)

@@ -205,6 +205,11 @@ class Gate:
     min_agreement: float = MIN_AGREEMENT
     max_distance: float = MAX_DISTANCE
 
+    def __post_init__(self):
+        for flag, value in (("--min-agreement", self.min_agreement), ("--max-distance", self.max_distance)):
+            if not 0.0 <= value <= 1.0:
+                raise NslError(f"{flag} {value:g}: expected a share between 0 and 1 (0.8 means 80 %)")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
