@@ -60,19 +60,26 @@ def qat_comparison(files: dict[str, dict]) -> str:
                       "QAT agreement %"), rows)
 
 
-def _gate_text(settings: dict) -> list[str]:
+def _images(images: dict) -> str:
+    return f"{sum(images.values())} ({', '.join(f'{count} {name}' for name, count in images.items())})"
+
+
+def _gate_text(settings: dict, landmarks: dict | None = None) -> list[str]:
     gate, failures = settings.get("gate") or {}, settings.get("gate_failures", [])
-    images = gate.get("images") or {}
-    lines = [f"Gate images (everything calibration did not use): {sum(images.values())} "
-             f"({', '.join(f'{count} {name}' for name, count in images.items())}). Each int8 file must agree with "
-             f"the Keras model's top-1 on at least {gate.get('min_agreement', 0) * 100:g}% of them, keep the mean "
-             f"total-variation distance of its probabilities within {gate.get('max_distance', 1):g}, and not lose "
-             f"more than {gate.get('max_drop', settings.get('max_drop', 1.0)):g} points of top-1 on them beyond "
-             f"doubt (the whole 95% interval of the paired drop above it). Agreement intervals are Wilson's 95% "
-             f"intervals."]
+    lines = []
+    if gate.get("images"):
+        lines.append(f"Gate images of the CNN (everything calibration did not use): {_images(gate['images'])}.")
+    if (landmarks or {}).get("gate", {}).get("images"):
+        lines.append(f"Gate hands of the landmark model (calibrated on every training hand): "
+                     f"{_images(landmarks['gate']['images'])}.")
+    lines.append(f"Each int8 file must agree with its float model's top-1 on at least "
+                 f"{gate.get('min_agreement', 0) * 100:g}% of them, keep the mean total-variation distance of its "
+                 f"probabilities within {gate.get('max_distance', 1):g}, and not lose more than "
+                 f"{gate.get('max_drop', settings.get('max_drop', 1.0)):g} points of top-1 on them beyond doubt (the "
+                 f"whole 95% interval of the paired drop above it). Agreement intervals are Wilson's 95% intervals.")
     result = (f"FAILED, accepted with --allow-drop: {'; '.join(failures)}" if failures
-              else "passed (every int8 file behaves like the float model on the gate images)")
-    return lines + ["", f"int8 gate: {result}."]
+              else "passed (every int8 file behaves like its float model on the gate images)")
+    return [" ".join(lines), "", f"int8 gate: {result}."]
 
 
 def _made_text(settings: dict) -> str:
@@ -109,6 +116,7 @@ def render_report(metadata: dict) -> str:
     comparison = qat_comparison(metadata["files"])
     if comparison:
         parts += ["## Post-training quantization vs quantization-aware training", "", comparison, ""]
-    parts += [_made_text(settings), "", *_gate_text(settings), "",
+    landmarks = (metadata.get("models") or {}).get("landmarks")
+    parts += [_made_text(settings), "", *_gate_text(settings, landmarks), "",
               f"Default files: {', '.join(f'{k}: {v}' for k, v in metadata['default_file'].items())}.", ""]
     return "\n".join(parts)
