@@ -270,7 +270,8 @@ def _source_gate_parts(bundle) -> dict[str, list]:
     chosen = []
     if calibration.get("images"):  # the export's own draw, repeated: same split, count and seed
         per_class, seed = calibration.get("per_class"), calibration.get("seed")
-        if not all(isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in (per_class, seed)):
+        whole = [isinstance(value, int) and not isinstance(value, bool) and value >= 0 for value in (per_class, seed)]
+        if not all(whole):
             raise NslError(f"{bundle.path}: export.calibration needs whole numbers 'per_class' and 'seed', got "
                            f"{per_class!r} and {seed!r} (a damaged bundle; re-export it, or pass --data DIR)")
         chosen = stratified_sample(split["train"], per_class * len(bundle.labels), len(bundle.labels), seed)

@@ -7,9 +7,10 @@ latency and file size::
 For each size: train the recipe (progressive, the default 3+3+4 epochs or ``--epochs`` per phase) on the same
 labelled folder into ``CACHE/<key>_<size>px`` (key: data, weights, recipe; ``CACHE`` is ``--cache``, else
 ``bench/sweep`` in the user cache: ``NSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/nsl``, else ``~/.cache/nsl``), export
-it with ``--int8`` (nsl.export.exporter, TFLite only, no QAT fallback), then measure the int8 TFLite file's single-image latency
-now, at one thread and all threads (median of repeats). Finished runs and bundles are reused, so a rerun costs only the latency runs.
-Accuracy is the test split's (the export's own check); a small test split makes it noisy, and the notes say so.
+it with ``--int8`` (nsl.export.exporter, TFLite only, no QAT fallback), then measure the int8 TFLite file's
+single-image latency now, at one thread and all threads (median of repeats). Finished runs and bundles are reused,
+so a rerun costs only the latency runs. Accuracy is the test split's (the export's own check); a small test split
+makes it noisy, and the notes say so. Agreement with the Keras model is the export's, on its gate images.
 Data and weights default as in the ``training`` section (nsl.bench.training).
 
 Every use of nsl.config, nsl.train and nsl.export (and of a run folder's layout) is in ``sized_options``,
