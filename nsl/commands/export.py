@@ -31,8 +31,8 @@ def add_commands(commands) -> None:
     parser.add_argument("--fp16", action="store_true", help="also a float16 TFLite file")
     parser.add_argument("--calib", type=int, default=None, metavar="N",
                         help=f"calibration images, stratified by class from the training split (default: "
-                             f"{DEFAULT_CALIB}, or every training image of the smallest class a class when that is "
-                             f"fewer)")
+                             f"{DEFAULT_CALIB}, or fewer on a small dataset: as many a class as its smallest class "
+                             f"has)")
     parser.add_argument("--remedy", choices=REMEDIES, default=DEFAULT_REMEDY,
                         help=f"what is done to the float model before post-training int8 (default {DEFAULT_REMEDY}; "
                              f"docs/QUANTIZATION.md)")
