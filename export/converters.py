@@ -60,8 +60,9 @@ def tflite_fp16(saved_model: Path, out: Path) -> Path:
     return _convert(converter, out)
 
 
-def tflite_int8(saved_model: Path, out: Path, calibration: np.ndarray) -> Path:
-    """Full-integer TFLite, uint8 in and out, activation ranges from ``calibration`` (uint8 crops, N x H x W x 3).
+def tflite_int8(saved_model: Path, out: Path, calibration: np.ndarray, per_channel: bool = True) -> Path:
+    """Full-integer TFLite, uint8 in and out, activation ranges from ``calibration`` (uint8 crops, N x H x W x 3),
+    weights per output channel (the converter's default) or, ``per_channel`` False, one scale per tensor.
 
     Also used for a QAT model: its fake-quant ranges are kept and the calibration covers what they leave open.
     """
@@ -77,6 +78,8 @@ def tflite_int8(saved_model: Path, out: Path, calibration: np.ndarray) -> Path:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8
     converter.inference_output_type = tf.uint8
+    if not per_channel:
+        converter._experimental_disable_per_channel = True  # the converter's only switch for it
     return _convert(converter, out)
 
 

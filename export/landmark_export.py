@@ -1,5 +1,6 @@
 """The landmark model of a run (``models=landmarks|both``) into the same bundle as the CNN: fp32 and int8 TFLite and
-ONNX, each run through its device runtime on the test features and gated like the CNN's files.
+ONNX, each run through its device runtime on the validation + test features and gated like the CNN's files (the same
+``nsl.export.verify.Gate``: agreement with the Keras landmark model, probability distance, top-1 drop).
 
 Calibration: the training features the model learnt from (``RUN_DIR/landmarks.npz``); reference: the Keras
 landmark model. The bundle's metadata gains ``models.landmarks`` (its default file per runtime, the feature layout
@@ -19,7 +20,8 @@ import numpy as np
 from nsl.edge.classifier import open_classifier
 from nsl.export import bundle as bundle_meta
 from nsl.export.formats import FORMATS, ExportContext, build_format
-from nsl.export.verify import check_gate, evaluate_file, probability_metrics
+from nsl.errors import DataError
+from nsl.export.verify import GateImages, check_gate, evaluate_file, probability_metrics
 from nsl.landmarks import feature_spec
 from nsl.labels import labels_to_dicts
 from nsl.rundir import RunDir
@@ -45,6 +47,18 @@ def _stamp_onnx(path: Path, labels, layout: str) -> None:
     onnx.save(model, str(path))
 
 
+def _gate_features(arrays: dict) -> GateImages:
+    """The landmark gate: every hand calibration did not use (calibration takes all training features), the test
+    hands first (the accuracy figures), then the validation hands."""
+    parts = {name: arrays[name] for name in ("test", "val") if len(arrays[name]["labels"])}
+    if not parts:
+        raise DataError("the run's landmarks.npz holds no test or validation hands: nothing to gate the landmark "
+                        "model on (retrain with a validation split)")
+    return GateImages(np.concatenate([part["features"] for part in parts.values()]).astype(np.float32),
+                      np.concatenate([part["labels"] for part in parts.values()]).astype(np.int64),
+                      {name: int(len(part["labels"])) for name, part in parts.items()})
+
+
 def export_landmarks(run: RunDir, options, labels, tmp: Path, work: Path) -> tuple[dict, dict, list[str]]:
     """-> (file entries, the ``models.landmarks`` metadata section, gate failures)."""
     from nsl.export.converters import to_savedmodel
@@ -55,25 +69,30 @@ def export_landmarks(run: RunDir, options, labels, tmp: Path, work: Path) -> tup
     layout = run.options().landmarks.layout
     model = load_classifier(run.landmark_model, options.trust_model)
     test, calibration = arrays["test"], arrays["train"]["features"]
-    keras_probs = np.asarray(model(test["features"], training=False), np.float32)
-    keras = probability_metrics(keras_probs, test["labels"], None)
-    ctx = ExportContext(work / "landmarks", to_savedmodel(model, work / "landmarks" / "saved_model"), calibration)
+    gate = _gate_features(arrays)
+    keras_probs = np.asarray(model(gate.images, training=False), np.float32)
+    keras = probability_metrics(keras_probs, gate.labels, None, gate.accuracy_count)
+    ctx = ExportContext(work / "landmarks", to_savedmodel(model, work / "landmarks" / "saved_model"), calibration,
+                        onnx_calibration=options.onnx_calibration, onnx_weight_bits=8)
     files = {}
     for fmt in landmark_formats(options.formats, options.int8):
         path = build_format(fmt, ctx, tmp)
         if fmt.fmt == "onnx":
             _stamp_onnx(path, labels, layout)
-        metrics, _ = evaluate_file(path, test["features"], test["labels"], keras_probs, options.latency_runs)
+        metrics, _ = evaluate_file(path, gate, keras_probs, options.latency_runs)
         entry = bundle_meta.file_entry(path, fmt.fmt, fmt.precision, open_classifier(path).quantization(), metrics,
                                        False)
         files[fmt.name] = {**entry, "model": "landmarks"}
-    failures = check_gate(files, {fmt: keras["top1"] for fmt in options.formats}, options.max_drop,
-                          options.allow_drop)
+    failures = check_gate(files, options.gate, options.allow_drop)
     section = {"default_file": bundle_meta.default_files(files), "features": feature_spec(layout),
                "keras_metrics": {"top1": keras["top1"], "top3": keras["top3"], "n_images": keras["n_images"],
-                                 "without_hand": test["without_hand"]}}
-    log.info("landmark model: Keras top1 %.4f on %d test hands; %d files", keras["top1"], keras["n_images"],
-             len(files))
+                                 "without_hand": test["without_hand"]},
+               "calibration": {"hands": int(len(calibration)) if options.int8 else 0, "split": "train"},
+               "ptq": {"remedy": "none", "why": "no conv + BatchNorm layers to remedy",
+                       "onnx_calibration": options.onnx_calibration, "onnx_weight_bits": 8},
+               "gate": {**options.gate.to_dict(), "images": gate.parts}}
+    log.info("landmark model: Keras top1 %.4f on %d test hands; gate on %s; %d files", keras["top1"],
+             keras["n_images"], gate.describe(), len(files))
     return files, section, failures
 
 

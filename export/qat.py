@@ -21,6 +21,10 @@ from nsl.samples import Sample
 log = logging.getLogger(__name__)
 
 QAT_LR = 1e-5
+# QAT epochs ``nsl export --int8`` trains by itself when post-training int8 misses the gate: off by default, because
+# on the fine-tuned asl_36 models QAT (2 epochs, towards the labels or the float model) agreed with the float
+# model far less than post-training int8 did (docs/QUANTIZATION.md); ``--qat-fallback N`` turns it on.
+QAT_FALLBACK_EPOCHS = 0
 
 
 def quantization_aware(model):
@@ -91,8 +95,10 @@ def freeze_batch_norm(model) -> None:
 
 
 def fine_tune(model, train_samples: list[Sample], options: Options, epochs: int, calibration: np.ndarray,
-              lr: float = QAT_LR):
-    """QAT copy of ``model``, ranges from ``calibration``, trained ``epochs`` epochs on ``train_samples``."""
+              lr: float = QAT_LR, target: str = "labels"):
+    """QAT copy of ``model``, ranges from ``calibration``, trained ``epochs`` epochs on ``train_samples``:
+    towards the labels (``target`` 'labels'), or towards the float model's own probabilities on the same
+    augmented images ('float': distillation, which asks the int8 model to answer as the float one does)."""
     import tf_keras as keras
 
     from nsl.train.pipeline import make_dataset
@@ -102,18 +108,23 @@ def fine_tune(model, train_samples: list[Sample], options: Options, epochs: int,
     qat_model = quantization_aware(model)
     freeze_batch_norm(qat_model)
     initialise_ranges(qat_model, calibration)
-    qat_model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
     steps = options.hparams.steps_per_epoch
     dataset = make_dataset(train_samples, options, training=True, repeat=bool(steps))
+    if target == "float":
+        dataset = dataset.map(lambda images, _: (images, model(images, training=False)))
+        loss, metric = keras.losses.KLDivergence(), keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss, metric = "sparse_categorical_crossentropy", "accuracy"
+    qat_model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, metrics=[metric])
     history = qat_model.fit(dataset, epochs=epochs, steps_per_epoch=steps, verbose=0)
-    log.info("QAT: %d epoch(s) at lr %g, training accuracy %.4f", epochs, lr, history.history["accuracy"][-1])
+    log.info("QAT (%s): %d epoch(s) at lr %g, training accuracy %.4f", target, epochs, lr,
+             history.history["accuracy"][-1])
     return qat_model
 
 
 def qat_savedmodel(model, train_samples: list[Sample], options: Options, epochs: int, calibration: np.ndarray,
-                   folder: Path, lr: float = QAT_LR) -> Path:
+                   folder: Path, lr: float = QAT_LR, target: str = "labels") -> Path:
     """Fine-tune with QAT and export the result as a SavedModel for the converters."""
     from nsl.export.converters import to_savedmodel
 
-    return to_savedmodel(fine_tune(model, train_samples, options, epochs, calibration, lr), folder)
+    return to_savedmodel(fine_tune(model, train_samples, options, epochs, calibration, lr, target), folder)

@@ -1,7 +1,7 @@
 """What an export starts from: a run folder made by ``nsl train``, or a ``.keras`` file plus a data folder.
 
 Either way the result is the same: the model file, the run's options (crop preprocessing, imgsz, seed), the
-labels, and the training and test samples (calibration and the validation gate).
+labels, and the training, validation and test samples (calibration and the int8 gate).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class ExportSource:
     name: str                 # what metadata.json records as source_run
     default_out: Path         # RUN_DIR/bundle, or beside the .keras file
     from_run: bool = True     # False: a .keras file whose input size sets imgsz
+    val: tuple[Sample, ...] = ()  # the validation split (not used for calibration: the int8 gate measures on it)
 
     @property
     def run(self) -> RunDir | None:
@@ -56,7 +57,7 @@ def from_run(run_dir: Path) -> ExportSource:
         raise NslError(f"{run.split_file}: missing (is this a folder made by 'nsl train'?)")
     split = run.split()
     return ExportSource(model, run.options(), run.labels(), split["train"], split["test"], str(run.path.resolve()),
-                        run.default_bundle)
+                        run.default_bundle, val=tuple(split.get("val") or ()))
 
 
 def from_keras_file(model_path: Path, data: str | None, labels_spec: str) -> ExportSource:
@@ -71,7 +72,8 @@ def from_keras_file(model_path: Path, data: str | None, labels_spec: str) -> Exp
     options = resolve(overrides={"data": str(data), "labels": str(labels_spec)})
     split = make_split(index.samples, options.data, options.hparams.seed)
     return ExportSource(model_path, options, index.labels, split["train"], split["test"], str(model_path.resolve()),
-                        model_path.with_name(model_path.stem + "_bundle"), from_run=False)
+                        model_path.with_name(model_path.stem + "_bundle"), from_run=False,
+                        val=tuple(split.get("val") or ()))
 
 
 def resolve_source(path: str, data: str | None, labels_spec: str) -> ExportSource:

@@ -15,7 +15,7 @@ DATA="$OUT/data" RUN="$OUT/runs/nsl36" BUNDLE="$OUT/runs/nsl36/bundle"
 REAL="${NSL_REAL_DATA:-../shared/data}/nsl_consonants"
 PER_CLASS=40 TRAIN_EXTRA=() EXPORT_EXTRA=() REAL_FRAMES=3
 if [ "${NSL_DEMO_QUICK:-0}" = 1 ]; then
-  PER_CLASS=5 TRAIN_EXTRA=(imgsz=32 epochs=3) EXPORT_EXTRA=(--calib 36 --latency-runs 2 --max-drop 100) REAL_FRAMES=1
+  PER_CLASS=5 TRAIN_EXTRA=(imgsz=32 epochs=3) EXPORT_EXTRA=(--calib 36 --latency-runs 2 --max-drop 100 --min-agreement 0 --max-distance 1) REAL_FRAMES=1
 fi
 mkdir -p "$OUT"
 step() { printf '\n== %s\n' "$*"; }

@@ -7,9 +7,10 @@ latency and file size::
 For each size: train the recipe (progressive, the default 3+3+4 epochs or ``--epochs`` in all) on the same
 labelled folder into ``CACHE/<key>_<size>px`` (key: data, weights, recipe; ``CACHE`` is ``--cache``, else
 ``bench/sweep`` in the user cache: ``NSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/nsl``, else ``~/.cache/nsl``), export
-it with ``--int8`` (nsl.export.exporter, TFLite only), then measure the int8 TFLite file's single-image latency
-now, at one thread and all threads (median of repeats). Finished runs and bundles are reused, so a rerun costs only the latency runs.
-Accuracy is the test split's (the export's own check); a small test split makes it noisy, and the notes say so.
+it with ``--int8`` (nsl.export.exporter, TFLite only, no QAT fallback), then measure the int8 TFLite file's
+single-image latency now, at one thread and all threads (median of repeats). Finished runs and bundles are reused,
+so a rerun costs only the latency runs. Accuracy is the test split's (the export's own check); a small test split
+makes it noisy, and the notes say so. Agreement with the Keras model is the export's, on its gate images.
 Data and weights default as in the ``training`` section (nsl.bench.training).
 
 Every use of nsl.config, nsl.train and nsl.export (and of a run folder's layout) is in ``sized_options``,
@@ -100,9 +101,8 @@ def run_history(run_dir: Path) -> list[dict]:
     return RunDir(run_dir).history()
 
 
-def exported_bundle(run_dir: Path, train_images: int) -> tuple[Path, dict]:
+def exported_bundle(run_dir: Path) -> tuple[Path, dict]:
     """The int8 bundle of a run (run_dir/bundle), exported when missing -> (its folder, its metadata)."""
-    from nsl.export.calibration import DEFAULT_CALIB
     from nsl.export.exporter import ExportOptions, run_export
 
     from nsl.rundir import RunDir
@@ -111,7 +111,7 @@ def exported_bundle(run_dir: Path, train_images: int) -> tuple[Path, dict]:
     if not (bundle / "metadata.json").is_file():
         log.info("sweep: exporting %s", run_dir)
         run_export(ExportOptions(path=str(run_dir), out=str(bundle), force=True, formats=("tflite",), int8=True,
-                                 calib=min(DEFAULT_CALIB, train_images), allow_drop=True))
+                                 qat_fallback=0, allow_drop=True))
     return bundle, read_json(bundle / "metadata.json")
 
 
@@ -128,18 +128,20 @@ def latencies(path: Path, size: int, runs: int, repeats: int) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def measure_size(base, size: int, cache: Path, runs: int, repeats: int, train_images: int) -> dict:
+def measure_size(base, size: int, cache: Path, runs: int, repeats: int) -> dict:
     import tf_keras as keras
 
     run_dir = trained_run(sized_options(base, size), cache / f"{cache_key(base)}_{size}px")
     keras.backend.clear_session()
-    bundle, metadata = exported_bundle(run_dir, train_images)
+    bundle, metadata = exported_bundle(run_dir)
     history = run_history(run_dir)
     files = metadata["files"]
     row = {"imgsz": size, "run": str(run_dir), "epochs_run": len(history),
            "train_s": round(sum(entry["seconds"] for entry in history), 1),
            "keras_top1": metadata["keras_metrics"]["top1"], "int8_top1": files[INT8]["metrics"]["top1"],
            "int8_top3": files[INT8]["metrics"]["top3"], "test_images": files[INT8]["metrics"]["n_images"],
+           "int8_agreement": files[INT8]["metrics"]["agreement"],
+           "gate_images": (files[INT8]["metrics"].get("fidelity") or {}).get("n_images"),
            "int8_size_bytes": files[INT8]["size_bytes"], "fp32_size_bytes": files[FP32]["size_bytes"],
            "int8_latency": latencies(bundle / INT8, size, runs, repeats),
            "fp32_latency": latencies(bundle / FP32, size, runs, repeats)}
@@ -160,7 +162,7 @@ def sweep_section(args) -> dict:
     labels, split, _ = load_split(base)  # checks the data before anything is trained
     cache = Path(args.cache).expanduser() if args.cache else user_cache_dir() / "bench" / "sweep"
     cache.mkdir(parents=True, exist_ok=True)
-    rows = [measure_size(base, size, cache, runs, repeats, len(split["train"])) for size in sizes]
+    rows = [measure_size(base, size, cache, runs, repeats) for size in sizes]
     return render_sweep(settings(base), data, weights, len(labels), split, rows, runs, repeats)
 
 
@@ -170,10 +172,12 @@ def _ms(latency: dict, key: str) -> float:
 
 def render_sweep(plain, data, weights, classes, split, rows, runs, repeats) -> dict:
     threads = rows[0]["int8_latency"]["threads_all"]
-    columns = ["input px", "Keras top-1", "int8 TFLite top-1", "int8 top-3", "int8 p50 ms (1 thread)",
+    columns = ["input px", "Keras top-1", "int8 TFLite top-1", "int8 agreement with Keras", "int8 top-3",
+               "int8 p50 ms (1 thread)",
                f"int8 p50 ms ({threads} threads)", "fp32 p50 ms (1 thread)", "int8 size KB", "epochs run",
                "train s"]
-    body = [[r["imgsz"], round(r["keras_top1"], 3), round(r["int8_top1"], 3), round(r["int8_top3"], 3),
+    body = [[r["imgsz"], round(r["keras_top1"], 3), round(r["int8_top1"], 3),
+             None if r.get("int8_agreement") is None else round(r["int8_agreement"], 3), round(r["int8_top3"], 3),
              _ms(r["int8_latency"], "ms_1thread"), _ms(r["int8_latency"], "ms_all"),
              _ms(r["fp32_latency"], "ms_1thread"), round(r["int8_size_bytes"] / 1024, 1), r["epochs_run"],
              r["train_s"]] for r in rows]
@@ -184,7 +188,9 @@ def render_sweep(plain, data, weights, classes, split, rows, runs, repeats) -> d
                f"{Path(weights).name if weights not in ('none', 'imagenet') else weights}")
     notes = [f"Data: {data} - train/val/test {len(split['train'])}/{len(split['val'])}/{len(split.get('test', []))} "
              f"images. Accuracy is on the {n_test} test images (one image = {1 / max(n_test, 1):.3f} of top-1): "
-             "a small test split makes these accuracies noisy, so read differences of a few points as noise.",
+             "a small test split makes these accuracies noisy, so read differences of a few points as noise. "
+             f"Agreement (share of images whose int8 top-1 is the Keras model's) is on the export's "
+             f"{rows[0].get('gate_images')} gate images (every image calibration did not use).",
              f"Latency: one image (batch 1) through ai-edge-litert, the median of {runs} calls after 2 warm-up "
              f"calls, then the median over {repeats} repeats, measured now on this machine; the runs and bundles "
              f"are cached under {Path(rows[0]['run']).parent} and reused by a rerun.",

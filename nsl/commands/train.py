@@ -68,23 +68,29 @@ def _val_device_path(args) -> int:
 
 def _val_bundle(args) -> int:
     """``nsl val BUNDLE``: every file of a bundle on labelled images (TF-free: runs on a device too)."""
+    from nsl.edge.bundle import open_bundle
     from nsl.export.report import metrics_table
-    from nsl.export.verify import check_gate, float_top1, validate_bundle
+    from nsl.export.verify import check_gate, recorded_gate, validate_bundle
 
-    if args.data and not args.no_detect and args.max_drop is None:
+    gated = any(value is not None for value in (args.max_drop, args.min_agreement, args.max_distance))
+    if args.data and not args.no_detect and not gated:
         return _val_device_path(args)
 
+    gate = None
+    if gated:  # the export's gate on request (int8 against the float file); a report otherwise
+        gate = recorded_gate(open_bundle(args.run_dir).metadata, max_drop=args.max_drop,
+                             min_agreement=args.min_agreement, max_distance=args.max_distance)
     results = validate_bundle(args.run_dir, args.data)
     print(json.dumps(results, indent=2, ensure_ascii=False) if args.json else metrics_table(results))
-    if args.max_drop is not None:  # a gate on request; a report otherwise
-        check_gate(results, float_top1(results), args.max_drop, allow_drop=False)
+    if gate is not None:
+        check_gate(results, gate, allow_drop=False)
     return 0
 
 
 def _val(args) -> int:
     if (Path(args.run_dir) / "metadata.json").is_file():
         return _val_bundle(args)
-    if args.max_drop is not None:
+    if args.max_drop is not None or args.min_agreement is not None or args.max_distance is not None:
         raise NslError("--max-drop gates the int8 files of a model bundle; pass a bundle folder (RUN_DIR/bundle)")
     require("train", "val")
     from nsl.train.evaluate import validate_run
@@ -151,8 +157,16 @@ def add_commands(commands) -> None:
     val.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                      help="device path: the bundle's file of this precision (default: its default file)")
     val.add_argument("--max-drop", type=float, default=None, metavar="POINTS",
-                     help="a bundle: fail (exit 2) when an int8 file's top-1 is more than POINTS below its float "
-                          "file's (default: report only)")
+                     help="a bundle: apply the export's int8 gate, with this top-1 drop allowed: fail (exit 2) when "
+                          "an int8 file's top-1 is more than POINTS below its float file's beyond its 95%% interval, "
+                          "or it agrees with it or stays as close to it less than the bundle's export required "
+                          "(default: report only)")
+    val.add_argument("--min-agreement", type=float, default=None, metavar="SHARE",
+                     help="a bundle: apply the export's int8 gate with this top-1 agreement required (default: the "
+                          "bundle's, from its export)")
+    val.add_argument("--max-distance", type=float, default=None, metavar="TV",
+                     help="a bundle: apply the export's int8 gate with this mean probability distance allowed "
+                          "(default: the bundle's)")
     _add_trust_argument(val)
     val.set_defaults(func=_val)
 

@@ -328,6 +328,15 @@ CASES = [
                                                      "--labels", "auto", "--out", "{case}/out"),
          "model.keras: not a native Keras model", _keras_zip_without_config, env="train"),
 
+    Case("gate: export agreement as a percentage", ("export", "{case}/model.keras", "--int8", "--min-agreement",
+                                                    "98", "--out", "{case}/out"),
+         "--min-agreement 98: expected a share between 0 and 1", env="train"),
+    Case("gate: val distance above 1", ("val", "{case}/bundle", "--max-distance", "5"),
+         "--max-distance 5: expected a share between 0 and 1"),
+    Case("gate: a bundle's recorded gate is not numbers", ("val", "{case}/bundle", "--max-drop", "1"),
+         "export.gate values must be numbers", _meta(lambda m: m.setdefault("export", {}).update(
+             gate={"min_agreement": "most"}))),
+
     # --- sources and outputs ---
     Case("source: missing video", (*APP, "--source", "{case}/missing.mp4"), "no such file, folder or camera"),
     Case("source: text named .mp4", (*APP, "--source", "{case}/clip.mp4"), "clip.mp4: cannot open (not a "

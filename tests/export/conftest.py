@@ -29,9 +29,31 @@ TRAINED_RECIPE = {"imgsz": 64, "alpha": 1.0, "weights": str(PRETRAINED), "steps_
 # bundle's gate runs at 25 points (about 4 images); the gate's exact boundary is tested on the measured figures.
 # --allow-drop: one epoch of QAT on 84 images has once converted to a QAT int8 file 28 points below float (PTQ
 # files were fine); the fixture must not depend on that. The gate's record is checked in test_metadata_round_trips
-# and the post-training files' agreement in test_int8_agrees_with_keras_on_the_test_split.
-EXPORT_ARGS = ["--int8", "--fp16", "--qat", "1", "--calib", "48", "--max-drop", "25", "--allow-drop",
-               "--latency-runs", "3"]
+# and the post-training files' agreement in test_int8_agrees_with_keras_on_the_test_split. The agreement and
+# distance bars are this tiny model's (it is unsure of several answers, see that test), not the defaults.
+EXPORT_ARGS = ["--int8", "--fp16", "--qat", "1", "--calib", "48", "--max-drop", "25", "--min-agreement", "0.75",
+               "--max-distance", "0.25", "--allow-drop", "--latency-runs", "3"]
+
+
+# Real photos (../shared/data/asl_36, 36 classes, 252 training photos) on the ImageNet weights, head only at 96 px:
+# about a minute here. The int8 loss PTQ remedies fix comes from the ImageNet backbone's own BatchNorm folding
+# (docs/QUANTIZATION.md), so this cheap model shows it as the fine-tuned ones do.
+REAL_RECIPE = {"imgsz": 96, "labels": "auto", "phases": "[{name: head, epochs: 6, lr: 0.003, trainable: none}]",
+               "patience": 0, "tensorboard": "false", "batch": 32}
+
+
+def make_real_run(cache: Path, data: Path) -> Path:
+    """A head-only run on the real photos in ``data``, trained once per code version into ``cache``."""
+    digest = hashlib.sha256(json.dumps([_code_stamp(), REAL_RECIPE, str(data)]).encode()).hexdigest()[:16]
+    run_dir = cache / f"real_run_{digest}"
+    if (run_dir / "metrics.json").is_file():
+        return run_dir
+    for old in cache.glob("real_run_*"):
+        shutil.rmtree(old, ignore_errors=True)
+    items = [f"{key}={value}" for key, value in REAL_RECIPE.items()]
+    run_nsl("train", f"data={data}", f"weights={PRETRAINED}", *items, f"--project={cache}", f"--name={run_dir.name}",
+            python=env_python("train"))
+    return run_dir
 
 
 def is_trained() -> bool:
@@ -117,6 +139,7 @@ def make_fused_bundle(cache: Path) -> Path:
     if not (bundle / "metadata.json").is_file():
         for old in cache.glob("fused_bundle_*"):
             shutil.rmtree(old, ignore_errors=True)
-        run_nsl("export", run_dir, "--int8", "--calib", "36", "--max-drop", "100", "--latency-runs", "2",
+        run_nsl("export", run_dir, "--int8", "--calib", "36", "--max-drop", "100", "--min-agreement", "0",
+                "--max-distance", "1", "--latency-runs", "2",
                 "--out", bundle, python=env_python("train"))
     return bundle

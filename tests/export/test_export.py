@@ -12,7 +12,7 @@ from nsl.edge.bundle import load_bundle, open_bundle
 from nsl.fileio import sha256_of
 from nsl.edge.classifier import open_classifier
 from nsl.export.images import load_images
-from nsl.export.verify import gate_failures
+from nsl.export.verify import Gate
 from nsl.rundir import RunDir
 from nsl.errors import NslError
 from nsl.fileio import read_json
@@ -77,25 +77,34 @@ def test_int8_agrees_with_keras_on_the_test_split(export_run, export_bundle, tes
     keras_probs = load_classifier(export_run / "best.keras").predict(images.astype(np.float32), verbose=0)
     assert (keras_probs.argmax(1) == labels).mean() >= 0.8  # the run really is trained
     metadata = read_json(export_bundle / "metadata.json")
+    gate_images = sum(metadata["export"]["gate"]["images"].values())
     for name in ("model_int8.tflite", "model_int8.onnx"):
         probs = open_classifier(export_bundle / name).predict(images)
         agreement = float((probs.argmax(1) == keras_probs.argmax(1)).mean())
         assert agreement >= 0.8, f"{name}: top-1 agrees with Keras on {agreement:.2%} of the test images"
-        assert metadata["files"][name]["metrics"]["agreement"] == pytest.approx(agreement)
+        figures = metadata["files"][name]["metrics"]["fidelity"]  # on every image calibration left out
+        assert figures["n_images"] == gate_images > len(images) and figures["agreement"] >= 0.75
+        low, high = figures["agreement_ci95"]
+        assert low < figures["agreement"] <= high
     for name in ("model_fp32.tflite", "model_fp32.onnx"):
         assert metadata["files"][name]["metrics"]["agreement"] == 1.0
         assert metadata["files"][name]["metrics"]["max_prob_diff"] < 1e-3
+        assert metadata["files"][name]["metrics"]["fidelity"]["mean_distance"] < 1e-4
 
 
 def test_gate_boundary_on_measured_figures(export_bundle):
-    """The gate fails exactly when the measured drop exceeds --max-drop."""
+    """Each threshold of the gate fails exactly where the measured figure crosses it (the drop: the lower end of
+    its paired 95 % interval)."""
     metadata = read_json(export_bundle / "metadata.json")
-    keras_top1 = metadata["keras_metrics"]["top1"]
     files = {"model_int8.tflite": metadata["files"]["model_int8.tflite"]}
-    drop = (keras_top1 - files["model_int8.tflite"]["metrics"]["top1"]) * 100
-    assert gate_failures(files, {"tflite": keras_top1}, max_drop=drop) == []
-    failures = gate_failures(files, {"tflite": keras_top1}, max_drop=drop - 0.01)
-    assert len(failures) == 1 and failures[0].startswith("model_int8.tflite: top-1")
+    figures = files["model_int8.tflite"]["metrics"]["fidelity"]
+    drop, agreement, distance = figures["top1_drop_ci95"][0], figures["agreement"], figures["mean_distance"]
+    assert Gate(drop, agreement, distance).failures(files) == []
+    for gate, what in ((Gate(drop - 0.01, agreement, distance), "points below float"),
+                       (Gate(drop, agreement + 1e-6, distance), "agrees with float on"),
+                       (Gate(drop, agreement, distance - 1e-6), "mean probability distance")):
+        failures = gate.failures(files)
+        assert len(failures) == 1 and failures[0].startswith("model_int8.tflite: ") and what in failures[0]
 
 
 @pytest.mark.slow
@@ -105,7 +114,7 @@ def test_gate_failure_exits_nonzero_and_writes_nothing(export_run, tmp_path):
                    "--max-drop", "-101", "--out", out, python=env_python("train"), check=False)
     assert proc.returncode == 2
     line = error_line(proc)
-    assert "accuracy gate failed: model_int8.tflite: top-1" in line and "allowed -101" in line
+    assert "int8 gate failed: model_int8.tflite: top-1" in line and "allowed -101" in line
     assert "--allow-drop" in line
     assert not out.exists()
 
@@ -131,9 +140,19 @@ def test_metadata_round_trips(export_run, export_bundle):
     settings = metadata["export"]
     assert {key: settings[key] for key in ("calibration_images", "qat_epochs", "qat_lr", "max_drop")} == {
         "calibration_images": 48, "qat_epochs": 1, "qat_lr": 1e-5, "max_drop": 25.0}
-    float_top1 = {fmt: metadata["keras_metrics"]["top1"] for fmt in ("tflite", "onnx")}
-    assert settings["gate_failures"] == gate_failures(metadata["files"], float_top1, 25.0)  # recorded as measured
-    assert not [line for line in settings["gate_failures"] if "qat" not in line], "post-training int8 within 25 points"
+    assert settings["calibration"] == {"images": 48, "per_class": 8, "seed": options.hparams.seed, "requested": 48}
+    assert settings["ptq"]["remedy"] == "round" and settings["ptq"]["onnx_weight_bits"] == 7
+    assert settings["ptq"]["8_bit"]["adaptive_rounding"]["layers"] > 0  # a record of what the remedy did
+    assert settings["qat_fallback"] is None  # --qat was asked for: no fallback
+    gate = settings["gate"]
+    assert {key: gate[key] for key in ("max_drop", "min_agreement", "max_distance")} == {
+        "max_drop": 25.0, "min_agreement": 0.75, "max_distance": 0.25}
+    split = RunDir.open(export_run).split()  # 48 of the training images calibrated, the rest joined the gate
+    assert gate["images"] == {"test": len(split["test"]), "val": len(split["val"]),
+                              "train, not calibration": len(split["train"]) - 48}
+    recorded = Gate(gate["max_drop"], gate["min_agreement"], gate["max_distance"])
+    assert settings["gate_failures"] == recorded.failures(metadata["files"])  # recorded as measured
+    assert not [line for line in settings["gate_failures"] if "qat" not in line], "post-training int8 passed"
 
 
 def test_tampered_file_is_refused(export_bundle, tmp_path):

@@ -38,8 +38,15 @@ def test_both_models_train_fuse_and_export(fused_bundle):
     assert section["default_file"] == {"tflite": "landmarks_int8.tflite", "onnx": "landmarks_int8.onnx"}
     by_model = read_json(run.metrics_file)["by_model"]
     assert set(by_model) == {"cnn", "landmarks", "fused"} and by_model["landmarks"]["top1"] > 0.8  # shapes differ
+    from nsl.train.hands import load_arrays
+
+    arrays = load_arrays(run)  # the landmark gate: every hand calibration (all training hands) did not use
+    hands = {name: len(arrays[name]["labels"]) for name in ("test", "val")}
+    assert section["gate"]["images"] == hands and section["calibration"]["hands"] == len(arrays["train"]["labels"])
     for name in ("landmarks_int8.tflite", "landmarks_int8.onnx"):
+        figures = metadata["files"][name]["metrics"]["fidelity"]
         assert metadata["files"][name]["metrics"]["agreement"] >= 0.9, name
+        assert figures["n_images"] == sum(hands.values()) and figures["agreement_ci95"][0] < figures["agreement"]
     assert metadata["default_file"]["tflite"].startswith("model_")  # the CNN's defaults stay the CNN's
     assert "landmarks" in (run.path / "report.md").read_text() and run.split()["train"][0].box is not None
 
@@ -56,6 +63,11 @@ def test_a_landmark_only_run_exports_without_a_cnn(test_cache, tmp_path):
             python=env_python("train"))
     bundle = open_bundle(tmp_path / "lm" / "bundle")
     assert set(bundle.files) == LANDMARK_FILES and bundle.has("landmarks") and not bundle.has("cnn")
+    gate = bundle.metadata["models"]["landmarks"]["gate"]  # the default bars, passed without --allow-drop
+    assert (gate["min_agreement"], gate["max_distance"]) == (0.8, 0.12) and not bundle.metadata["export"][
+        "gate_failures"]
+    assert all(bundle.files[name]["metrics"]["fidelity"]["n_images"] == sum(gate["images"].values())
+               for name in ("landmarks_int8.tflite", "landmarks_int8.onnx"))
     assert not (tmp_path / "lm" / "best.keras").exists() and (tmp_path / "lm" / "landmarks.keras").is_file()
 
 

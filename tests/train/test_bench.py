@@ -73,6 +73,9 @@ def test_sweep_section_and_reuse(tmp_path, synth_data, caplog):
     (raw,) = data["raw"]["rows"]
     assert cells["int8 p50 ms (1 thread)"] == round(statistics.median(raw["int8_latency"]["ms_1thread"]), 2)
     assert len(raw["int8_latency"]["ms_all"]) == 2 and raw["test_images"] > 0
+    columns = table["columns"]  # agreement with the Keras model beside int8 top-1, on the export's gate images
+    assert columns.index("int8 agreement with Keras") == columns.index("int8 TFLite top-1") + 1
+    assert 0 <= cells["int8 agreement with Keras"] <= 1 and raw["gate_images"] > raw["test_images"]
     assert any("noisy" in note for note in data["notes"])
     (history,) = cache.glob("*_32px/history.json")
     before = history.stat().st_mtime_ns
