@@ -188,7 +188,7 @@ CASES = [
     Case("data synth: into a folder in use", ("data", "synth", "{case}/data"), "data: already exists and is not "
          "empty", env="train"),
     Case("val bundle: only pixel bombs", ("val", "{case}/bundle", "--data", "{case}/bombs", "--no-detect"),
-         "none of the 2 validation images could be read", lambda case: _bombs(case / "bombs")),
+         "none of the 2 data images could be read", lambda case: _bombs(case / "bombs")),
     Case("val bundle: a folder that names no label", ("val", "{case}/bundle", "--data", "{case}/bad"),
          "class folder 'zebra' matches no label", _dataset({"0": ["a.png"], "zebra": ["b.png"]})),
     Case("predict: a pixel bomb", (*PREDICT, "{case}/bomb.png"), "bomb.png: 12000x12000 is 144 megapixels",
