@@ -120,16 +120,26 @@ class App:
     def __init__(self, source: FrameSource, tracker: Tracker, classifier, renderer: Renderer,
                  sinks: Sequence[Sink], bundle: Bundle, smoothers: HandSmoothers, max_frames: int | None = None):
         self.source, self.tracker, self.classifier, self.renderer = source, tracker, classifier, renderer
-        self.sinks = list(sinks)
-        self.frame_sinks = [sink for sink in self.sinks if sink.takes_frames]
-        self.record_sinks = [sink for sink in self.sinks if sink.takes_records]
-        self.window = next((sink for sink in self.sinks if isinstance(sink, Window)), None)  # status, pause
+        self.sinks, self.frame_sinks, self.record_sinks = [], [], []
+        self.window: Window | None = None  # the status and pause screen
+        for sink in sinks:
+            self.add_sink(sink)
         self.bundle, self.smoothers, self.max_frames = bundle, smoothers, max_frames
         self.timer = StageTimer()
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
         self.stop = threading.Event()  # set by SIGTERM / the first Ctrl-C: the loop ends at a frame boundary
         self.labels_seen: Counter = Counter()
         self.last_image: np.ndarray | None = None
+
+    def add_sink(self, sink: Sink) -> None:
+        """One more output (closed after the others), in the lists the loop reads: drawn frames, records, window."""
+        self.sinks.append(sink)
+        if sink.takes_frames:
+            self.frame_sinks.append(sink)
+        if sink.takes_records:
+            self.record_sinks.append(sink)
+        if isinstance(sink, Window) and self.window is None:
+            self.window = sink
 
     @classmethod
     def from_options(cls, options: AppOptions, source: FrameSource | None = None) -> "App":

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,35 +26,30 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from nsl.bench.section import run_section, sample, section, section_parser, table
+from nsl.bench.app import make_clip
+from nsl.bench.section import run_section, section, section_parser, table
 from nsl.edge.app import App, AppOptions
-from nsl.edge.clips import letterbox
 from nsl.edge.outputs import Sink
-from nsl.edge.predict import collect_images
 from nsl.errors import NslError
 from nsl.fileio import is_video_file
-from nsl.preprocess import read_image
 
 log = logging.getLogger(__name__)
 PACKAGES = ("ai-edge-litert", "onnxruntime", "mediapipe", "opencv-contrib-python", "numpy")
 GOAL_KB_PER_1000 = 1.0
 
 
-def clip_jpegs(clip: Path, images: int = 120, hold: int = 4) -> list[bytes]:
-    """The frames to loop, JPEG-encoded once: a video's frames, or photos of a folder letterboxed into 640x480 and
-    each held ``hold`` frames (as the app section's clip)."""
-    if is_video_file(clip):
-        capture, frames = cv2.VideoCapture(str(clip)), []
-        while True:
-            ok, bgr = capture.read()
-            if not ok:
-                break
-            frames.append(cv2.imencode(".jpg", bgr)[1].tobytes())
-        capture.release()
-    else:
-        photos = sample(collect_images([clip]), images)
-        frames = [cv2.imencode(".jpg", cv2.cvtColor(letterbox(read_image(p)), cv2.COLOR_RGB2BGR))[1].tobytes()
-                  for p in photos for _ in range(hold)]
+def clip_jpegs(clip: Path, work: Path) -> list[bytes]:
+    """The frames to loop, JPEG-encoded once: a video's frames, or a folder of photos made into the app section's
+    clip first (120 photos letterboxed into 640x480, each held 4 frames)."""
+    if not is_video_file(clip):
+        clip = make_clip(clip, work / "clip.mp4", 120, 4)
+    capture, frames = cv2.VideoCapture(str(clip)), []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(cv2.imencode(".jpg", bgr)[1].tobytes())
+    capture.release()
     if not frames:
         raise NslError(f"--clip {clip}: no frames to serve (expected a video or a folder of photos)")
     return frames
@@ -186,13 +182,13 @@ def soak_section(args) -> dict:
     warmup = args.warmup if args.warmup is not None else frames // 10
     if frames < 10 or every < 1 or warmup >= frames:
         raise NslError(f"--frames {frames} / --warmup {warmup}: expected frames >= 10 and warmup < frames")
-    server = MjpegServer(clip_jpegs(Path(args.clip)), args.fps)
+    with tempfile.TemporaryDirectory(prefix="nsl-soak-") as work:
+        server = MjpegServer(clip_jpegs(Path(args.clip), Path(work)), args.fps)
     sampler = MemorySampler(every, frames // 2, lambda: server.drop(args.drop_seconds), frames)
     options = AppOptions(model=args.model, source=server.url, backend=args.backend, headless=True,
                          max_frames=frames, hand_model=args.hand_model)
     app = App.from_options(options)
-    app.sinks.append(sampler)
-    app.record_sinks.append(sampler)
+    app.add_sink(sampler)
     try:
         summary = app.run()
     finally:
