@@ -44,3 +44,21 @@ def test_cache() -> Path:
     path = Path(os.environ.get("NSL_TEST_CACHE", ROOT / ".cache" / "tests"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def hand_model(test_cache) -> Path:
+    """MediaPipe's hand model, built offline once (``nsl hand-model build``, edge environment) into the shared
+    test cache. Here, not in tests/edge, because the train half (which runs first) needs it too: the README's
+    API example ends in the edge environment."""
+    folder = test_cache / "hand_model"
+    path = folder / "hand_landmarker.task"
+    if not path.is_file():
+        proc = run_nsl("hand-model", "build", python=env_python("edge"), check=False,
+                       env={"NSL_CACHE_DIR": str(folder)})
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or [""])[-1]
+            if "pip download" in last:  # no network or no package index: nothing the code can fix
+                pytest.skip(f"cannot build the hand model offline: {last}")
+            raise AssertionError(f"nsl hand-model build failed:\n{proc.stderr}")
+    return path

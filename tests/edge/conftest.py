@@ -6,24 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import env_python, run_nsl
-
-
-@pytest.fixture(scope="session")
-def hand_model(test_cache) -> Path:
-    """MediaPipe's hand model, built offline once (``nsl hand-model build``) into the shared test cache."""
-    folder = test_cache / "hand_model"
-    path = folder / "hand_landmarker.task"
-    if not path.is_file():
-        proc = run_nsl("hand-model", "build", python=env_python("edge"), check=False,
-                       env={"NSL_CACHE_DIR": str(folder)})
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or [""])[-1]
-            if "pip download" in last:  # no network or no package index: nothing the code can fix
-                pytest.skip(f"cannot build the hand model offline: {last}")
-            raise AssertionError(f"nsl hand-model build failed:\n{proc.stderr}")
-    return path
-
 
 def error_line(proc) -> str:
     """The one error line of a failed ``nsl`` run (log lines may come before it; no traceback after it)."""

@@ -31,16 +31,15 @@ def swapped(block: str, swaps: dict[str, str]) -> str:
     return block
 
 
-def run_python(python: str, code: str, cwd) -> subprocess.CompletedProcess:
+def run_python(python: str, code: str, cwd, cache_dir) -> subprocess.CompletedProcess:
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd=cwd, timeout=1200,
-                          env={**os.environ, "NSL_CACHE_DIR": os.environ.get(
-                              "NSL_CACHE_DIR", str(ROOT / ".cache" / "tests" / "hand_model"))})
+                          env={**os.environ, "NSL_CACHE_DIR": str(cache_dir)})
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     return proc
 
 
 @pytest.mark.slow
-def test_the_readme_api_example_runs(tmp_path, synth_data):
+def test_the_readme_api_example_runs(tmp_path, synth_data, hand_model):
     stale = tmp_path / "runs" / "notebook"  # a run of the same name already there: exist_ok reuses the name
     (stale / "bundle").mkdir(parents=True)
     (stale / "config.yaml").write_text("imgsz: 32\n", encoding="utf-8")
@@ -48,7 +47,7 @@ def test_the_readme_api_example_runs(tmp_path, synth_data):
     (stale / "bundle" / "metadata.json").write_text("{}", encoding="utf-8")
 
     code = swapped(TRAIN_BLOCK, {**TINY, '"data/synth"': repr(str(synth_data))})
-    proc = run_python(env_python("train"), code + "\nprint('BUNDLE', bundle)\n", tmp_path)
+    proc = run_python(env_python("train"), code + "\nprint('BUNDLE', bundle)\n", tmp_path, hand_model.parent)
     assert "plan: 3 epochs" in proc.stderr and not (tmp_path / "runs" / "notebook2").exists()
     plan = read_json(stale / "plan.json")
     assert [p["epochs"] for p in plan["phases"]] == [1, 1, 1] and plan["epochs_mode"] == "total"
@@ -64,7 +63,7 @@ def test_the_readme_api_example_runs(tmp_path, synth_data):
               "        for h in recognizer.predict(%r) + Recognizer(%r, detect=False).predict(crop)]\n"
               "print('JSON', json.dumps(rows, ensure_ascii=False))\n") % (
         str(next(synth_data.rglob("*.jpg"))), str(photo), str(stale / "bundle"))
-    out = run_python(env_python("edge"), edge + report, tmp_path).stdout
+    out = run_python(env_python("edge"), edge + report, tmp_path, hand_model.parent).stdout
     rows = json.loads(out.split("JSON ", 1)[1])
     labels = read_json(stale / "bundle" / "metadata.json")["labels"]
     found, crop = rows[:-1], rows[-1]
