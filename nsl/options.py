@@ -241,6 +241,11 @@ class LandmarkOptions:
     scale: float = opt(0.10, Float(low=0.0, high=0.9), "max scale change, fraction")
     jitter: float = opt(0.02, Float(low=0.0, high=1.0), "Gaussian noise on each coordinate (hand size = 1)")
     mirror: bool = opt(False, Bool(), "also mirror hands (x -> -x): makes the model blind to which hand signs")
+    fusion_on: str = opt("val", Choice(values=("val", "groups")),
+                         "models=both: where the fusion weight is chosen: val (the validation split) | groups (each "
+                         "model's answers on training groups it did not see: the run trains fusion_folds extra "
+                         "pairs of models, each without some of the groups; needs split=grouped by named groups)")
+    fusion_folds: int = opt(2, Int(low=2), "fusion_on=groups: how many folds the training groups are dealt into")
 
 
 @dataclass(frozen=True)

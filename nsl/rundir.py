@@ -82,6 +82,8 @@ class RunDir:
     LANDMARK_HISTORY = "landmarks_history.json"
     LANDMARK_METRICS = "landmarks_metrics.json"
     FUSION = "fusion.json"
+    FUSION_INPUTS = "fusion_inputs.npz"
+    FOLDS = "folds"
     PLAN = "plan.json"
     ENVIRONMENT = "environment.json"
 
@@ -207,6 +209,16 @@ class RunDir:
         return self.path / self.FUSION
 
     @property
+    def fusion_inputs_file(self) -> Path:
+        """Each model's probabilities on val and test (what the fusion weight is chosen and measured on)."""
+        return self.path / self.FUSION_INPUTS
+
+    @property
+    def folds_dir(self) -> Path:
+        """Runs on part of the training groups, whose answers on the other part choose the fusion weight."""
+        return self.path / self.FOLDS
+
+    @property
     def plan_file(self) -> Path:
         return self.path / self.PLAN
 
@@ -316,9 +328,9 @@ class RunDir:
 
         for name in (self.BEST, self.HISTORY, self.METRICS, self.REPORT, self.CURVES, self.CONFUSION,
                      self.LANDMARK_MODEL, self.LANDMARK_DATA, self.LANDMARK_HISTORY, self.LANDMARK_METRICS,
-                     self.FUSION, self.PLAN, self.ENVIRONMENT, self.SPLIT, self.LABELS, self.CONFIG):
+                     self.FUSION, self.FUSION_INPUTS, self.PLAN, self.ENVIRONMENT, self.SPLIT, self.LABELS, self.CONFIG):
             (self.path / name).unlink(missing_ok=True)
-        for name in (self.CHECKPOINTS, self.TENSORBOARD, self.BUNDLE):
+        for name in (self.CHECKPOINTS, self.TENSORBOARD, self.BUNDLE, self.FOLDS):
             shutil.rmtree(self.path / name, ignore_errors=True)
 
     def write_state(self, state: TrainState) -> None:

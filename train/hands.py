@@ -100,13 +100,14 @@ def landmark_arrays(split: dict[str, list[Sample]], table: HandsTable, layout: s
     return arrays
 
 
-def too_few_hands(arrays: dict[str, dict], num_classes: int) -> str | None:
-    """Why the landmark model cannot be trained on these hands (None when it can)."""
+def too_few_hands(arrays: dict[str, dict], num_classes: int, minimum: int = MIN_HANDS_PER_CLASS) -> str | None:
+    """Why the landmark model cannot be trained on these hands (None when it can): fewer than ``minimum`` training
+    hands in some class, or no validation hand."""
     counts = np.bincount(arrays["train"]["labels"], minlength=num_classes) if len(arrays["train"]["labels"]) else \
         np.zeros(num_classes, np.int64)
-    short = int((counts < MIN_HANDS_PER_CLASS).sum())
+    short = int((counts < minimum).sum())
     if short:
-        return (f"{short} of {num_classes} classes have fewer than {MIN_HANDS_PER_CLASS} training images with a hand "
+        return (f"{short} of {num_classes} classes have fewer than {minimum} training images with a hand "
                 f"found (binary or thresholded images have no landmarks; see 'nsl data hands')")
     if not len(arrays["val"]["labels"]):
         return "no validation image has a hand found"

@@ -19,15 +19,16 @@ from nsl.rundir import RunDir
 log = logging.getLogger(__name__)
 
 
-def landmark_inputs(options: Options, split: dict, labels: list[Label]) -> dict | None:
+def landmark_inputs(options: Options, split: dict, labels: list[Label], min_hands: int | None = None) -> dict | None:
     """The features of every split, or None when the run trains no landmark model (or, with models=both, cannot:
-    too few hands; said in one warning, the CNN still trains)."""
-    from nsl.train.hands import landmark_arrays, load_hands, too_few_hands
+    too few hands; said in one warning, the CNN still trains). ``min_hands``: training hands a class needs (default
+    MIN_HANDS_PER_CLASS; a fusion fold takes 1, since it only answers, and is never exported)."""
+    from nsl.train.hands import MIN_HANDS_PER_CLASS, landmark_arrays, load_hands, too_few_hands
 
     if options.model.models == "cnn":
         return None
     arrays = landmark_arrays(split, load_hands(options), options.landmarks.layout)
-    reason = too_few_hands(arrays, len(labels))
+    reason = too_few_hands(arrays, len(labels), MIN_HANDS_PER_CLASS if min_hands is None else min_hands)
     if reason and options.model.models == "landmarks":
         raise DataError(f"{options.data.data}: cannot train the landmark model: {reason}")
     if reason:
@@ -82,20 +83,41 @@ def _fuse(run, options, labels, split, cnn_model, landmark_model, arrays) -> dic
             raise DataError(f"{name} split: {len(samples) - len(truth)} image(s) could not be read for fusion")
         lm = _aligned(arrays, name, samples, predict(landmark_model, arrays[name]["features"]))
         figures[name] = (cnn, lm, truth)
-    weight, grid = choose_weight(*figures["val"])
+    _save_inputs(run, figures)
+    val_weight, val_grid = choose_weight(*figures["val"])
+    weight, grid, chosen_on = val_weight, val_grid, "val split"
+    if options.landmarks.fusion_on == "groups":
+        from nsl.train.fusion_folds import out_of_fold
+
+        folds = out_of_fold(run, options, labels, split)
+        if folds is not None:
+            (weight, grid), chosen_on = choose_weight(*folds[0]), folds[1]
     cnn, lm, truth = figures["test"]
     has_hand = ~np.isnan(lm).any(axis=1)
     by_model = {"cnn": classification_metrics(cnn, truth, labels),
                 "fused": classification_metrics(fuse(cnn, lm, weight), truth, labels)}
     by_model["landmarks"] = classification_metrics(lm[has_hand], truth[has_hand], labels)
-    summary = {"rule": "log_linear", "weight": weight, "chosen_on": "val split", "val_grid": grid,
+    summary = {"rule": "log_linear", "weight": weight, "chosen_on": chosen_on, "val_grid": grid,
                "test": {k: {"top1": v["top1"], "n_images": v["n_images"]} for k, v in by_model.items()},
                "test_hand_found": float(has_hand.mean()) if len(has_hand) else 0.0}
+    if chosen_on != "val split":  # what the validation split would have chosen, measured on the same test images
+        summary["val_split_choice"] = {"weight": val_weight, "val_grid": val_grid, "test_top1": classification_metrics(
+            fuse(cnn, lm, val_weight), truth, labels)["top1"]}
     write_json(run.fusion_file, summary)
     metrics = read_json(run.metrics_file)
     metrics["by_model"] = summary["test"]
     write_json(run.metrics_file, metrics)
-    log.info("fusion: landmark weight %.2f (chosen on val); test top-1 cnn %.4f, landmarks %.4f (images with a "
-             "hand), fused %.4f", weight, by_model["cnn"]["top1"], by_model["landmarks"]["top1"],
+    log.info("fusion: landmark weight %.2f (chosen on the %s); test top-1 cnn %.4f, landmarks %.4f (images with a "
+             "hand), fused %.4f", weight, chosen_on, by_model["cnn"]["top1"], by_model["landmarks"]["top1"],
              by_model["fused"]["top1"])
     return summary
+
+
+def _save_inputs(run: RunDir, figures: dict) -> None:
+    """Each model's probabilities (NaN rows: no hand) and the truth on val and test, for the fusion folds and for
+    anyone who wants to try another rule on the same answers."""
+    from nsl.fileio import atomic_path
+
+    with atomic_path(run.fusion_inputs_file) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **{f"{name}_{key}": value for name, (cnn, lm, truth) in figures.items()
+                                       for key, value in (("cnn", cnn), ("landmarks", lm), ("truth", truth))})

@@ -197,9 +197,17 @@ def fusion_lines(fusion: dict | None, options: Options) -> list[str]:
             "| model | top-1 | images |", "|---|---|---|",
             *[f"| {name} | {test[name]['top1']:.4f} | {test[name]['n_images']} |" for name in ("fused", "cnn",
                                                                                             "landmarks")],
-            "", f"Fused: log-linear, landmark weight {fusion['weight']:.2f} chosen on the validation split; a hand "
-                f"was found in {fusion['test_hand_found']:.0%} of the test images (the CNN answers alone where "
-                f"none was). Landmarks: images with a hand only.", ""]
+            "", f"Fused: log-linear, landmark weight {fusion['weight']:.2f} chosen on the {fusion['chosen_on']}; a "
+                f"hand was found in {fusion['test_hand_found']:.0%} of the test images (the CNN answers alone where "
+                f"none was). Landmarks: images with a hand only.", *_val_choice_lines(fusion)]
+
+
+def _val_choice_lines(fusion: dict) -> list[str]:
+    other = fusion.get("val_split_choice")
+    if not other:
+        return [""]
+    return ["", f"The validation split (images of the training groups) would have chosen weight "
+                f"{other['weight']:.2f}: fused test top-1 {other['test_top1']:.4f}.", ""]
 
 
 def environment_lines(record: dict | None) -> list[str]:

@@ -66,10 +66,11 @@ def _new_model(options: Options, num_classes: int):
 
 
 def train_run(options: Options, run_dir: str | Path | None = None, extra_callbacks=(),
-              split_of: str | Path | None = None) -> Path:
+              split_of: str | Path | None = None, given: tuple | None = None, min_hands: int | None = None) -> Path:
     """A new run: ``run_dir`` default project/name[N]; ``split_of``: a run directory whose labels and split this
-    run reuses instead of splitting the data. The data and the model are checked before the run directory is made,
-    so a mistake leaves nothing behind."""
+    run reuses instead of splitting the data; ``given``: (labels, split) to use as they are, and ``min_hands`` the
+    training hands a class needs for the landmark model (the fusion folds: nsl.train.fusion_folds).
+    The data and the model are checked before the run directory is made, so a mistake leaves nothing behind."""
     from nsl.train.checkpoint import save_checkpoint
     from nsl.train.distribute import Placement, use_mixed_precision
     from nsl.train.trainer import set_up_tensorflow
@@ -80,12 +81,14 @@ def train_run(options: Options, run_dir: str | Path | None = None, extra_callbac
     options = with_models_resolved(options)
     set_up_tensorflow(options.hparams)
     placement = Placement.make(options.hparams)  # first: a multi-worker strategy must precede other ops
-    if split_of:
+    if given is not None:
+        labels, split = given
+    elif split_of:
         source = RunDir.open(split_of)
         labels, split = source.labels(), source.split()
     else:
         labels, split = load_data(options)
-    arrays = landmark_inputs(options, split, labels)
+    arrays = landmark_inputs(options, split, labels, min_hands)
     if options.model.models == "landmarks":
         use_mixed_precision("off")  # the landmark model is small: float32, as before placements existed
         return _landmarks_only(options, labels, split, arrays, run_dir)

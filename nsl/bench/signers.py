@@ -46,6 +46,9 @@ def parse_args(argv):
     parser.add_argument("--test-groups", default="hand4,hand5", help="signers held out as the test set")
     parser.add_argument("--imgsz", type=int, default=128, help="CNN input size (default 128)")
     parser.add_argument("--epochs", type=int, default=30, help="CNN epochs, single phase (default 30)")
+    parser.add_argument("--fusion-on", default="groups", choices=("val", "groups"),
+                        help="where the fusion weight is chosen (landmarks.fusion_on; default groups: on training "
+                             "signers out of fold; the validation split's choice is measured beside it)")
     parser.add_argument("--cache", help="runs and bundles, reused by a rerun (default bench/signers, user cache)")
     return parser.parse_args(argv)
 
@@ -55,7 +58,7 @@ def run_options(args, split: str, seed: int):
 
     updates = {"data": args.data, "labels": args.labels, "hands": args.hands, "models": "both", "crop": "hands",
                "imgsz": args.imgsz, "weights": args.weights, "strategy": "single", "single.epochs": args.epochs,
-               "seed": seed, "tensorboard": False, "patience": 10}
+               "seed": seed, "tensorboard": False, "patience": 10, "landmarks.fusion_on": args.fusion_on}
     if split == "signers":
         updates.update({"split": "grouped", "group_pattern": args.group_pattern,
                         "split_test_groups": args.test_groups.split(",")})
@@ -86,6 +89,7 @@ def device_path(bundle_path: Path, options, precision: str) -> dict:
     """Top-1 of each kind over the run's test photos, through the bundle's ``precision`` files."""
     from nsl.edge.bundle import open_bundle
     from nsl.edge.recognizer import Recognizer
+    from nsl.fusion import fuse
     from nsl.landmarks import HandsTable
     from nsl.preprocess import crop_hand, prepare, read_image
     from nsl.rundir import RunDir
@@ -94,18 +98,27 @@ def device_path(bundle_path: Path, options, precision: str) -> dict:
     run = RunDir(Path(bundle.metadata["source_run"]))
     table = HandsTable.load(options.data.hands)
     recognizers = {kind: Recognizer.open(bundle, "tflite", precision, None, kind) for kind in KINDS}
-    right, found, test = {kind: 0 for kind in KINDS}, 0, run.split()["test"]
+    other = (run.fusion() or {}).get("val_split_choice")  # the weight the validation split would have chosen
+    right, found, test = {kind: 0 for kind in (*KINDS, *(["fused (val-split weight)"] if other else []))}, 0, \
+        run.split()["test"]
     for sample in test:
         row = table.row_for(Path(sample.path).resolve())
         image = read_image(sample.path)
         hand = _hand(table, row) if row is not None and table.found[row] else None
         crop = crop_hand(image, hand.box, bundle.crop) if hand else prepare(image, bundle.crop)
         found += hand is not None
+        answers = {}
         for kind, recognizer in recognizers.items():
             probs, answered = recognizer.predict(crop[None], [hand or _hand(None, None)])
+            answers[kind] = probs[0] if answered[0] else None
             right[kind] += bool(answered[0]) and int(np.argmax(probs[0])) == sample.label
-    return {"top1": {kind: right[kind] / len(test) for kind in KINDS}, "n_images": len(test),
-            "hand_found": found / len(test), "fusion_weight": bundle.fusion["weight"]}
+        if other:
+            lm = answers["landmarks"] if answers["landmarks"] is not None else np.full_like(answers["cnn"], np.nan)
+            fused = fuse(answers["cnn"][None], lm[None], other["weight"])
+            right["fused (val-split weight)"] += int(np.argmax(fused[0])) == sample.label
+    return {"top1": {kind: n / len(test) for kind, n in right.items()}, "n_images": len(test),
+            "hand_found": found / len(test), "fusion_weight": bundle.fusion["weight"],
+            **({"val_split_weight": other["weight"]} if other else {})}
 
 
 def _hand(table, row):
