@@ -73,16 +73,56 @@ def verify(path: str | Path, sha256: str | None = None) -> str:
     return actual
 
 
-def check_loads(path: Path) -> None:
-    """Open the model with MediaPipe once, so a file that passes the structure check but fails to load is refused."""
+# What `nsl hand-model build` writes (deterministic): files with this digest are not probed again.
+BUILT_SHA256 = {"3cc0f011c0003dac21fffc5ddd30a008e0c562a1000e275e2aa62433699580be"}
+PROBE_TIMEOUT_S = 120
+_PROBE = """import sys
+import numpy as np
+try:
+    import mediapipe as mp
     from mediapipe.tasks.python.core.base_options import BaseOptions
-    from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions
+    from mediapipe.tasks.python.vision import HandLandmarker, HandLandmarkerOptions, RunningMode
+    landmarker = HandLandmarker.create_from_options(HandLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=sys.argv[1]), running_mode=RunningMode.IMAGE))
+    landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
+    landmarker.close()
+except Exception as err:
+    print(f"{type(err).__name__}: {err}".splitlines()[0][:160], file=sys.stderr)
+    sys.exit(3)
+"""
 
+
+def check_loads(path: Path) -> None:
+    """Open the model with MediaPipe and run it once on a blank image **in a child process**, so a file that passes
+    the structure check but fails to load is refused, and one that crashes MediaPipe's TFLite (a damaged or crafted
+    member: a changed byte of a weight scale aborts it with a double free) crashes the child, not this process.
+    A file that passed is remembered by digest in the user cache (``probed/``), and the file `build` writes is known,
+    so the 2 s of the child's start-up (2-core x86, loaded) is paid once per machine and file, not per start."""
+    path = Path(path)
+    digest = sha256_of(path)
+    marker = cache_dir() / "probed" / digest
+    if digest in BUILT_SHA256 or marker.is_file():
+        return
     try:
-        HandLandmarker.create_from_options(
-            HandLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(path)))).close()
-    except (RuntimeError, ValueError) as err:
-        raise NslError(f"{path}: MediaPipe cannot load this hand model ({err}); {HOW_TO_GET}") from None
+        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise NslError(f"{path}: MediaPipe did not load this hand model within {PROBE_TIMEOUT_S} s; "
+                       f"{HOW_TO_GET}") from None
+    if proc.returncode < 0:
+        import signal
+
+        name = signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() else "a signal"
+        raise NslError(f"{path}: MediaPipe crashes on this hand model ({name} while loading it: a damaged or "
+                       f"tampered file); {HOW_TO_GET}")
+    if proc.returncode != 0:
+        reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise NslError(f"{path}: MediaPipe cannot load this hand model ({reason}); {HOW_TO_GET}")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{path}\n", encoding="utf-8")
+    except OSError:  # a read-only cache: probed again next time
+        pass
 
 
 def resolve(path: str | Path | None = None) -> Path:

@@ -210,6 +210,9 @@ class MediaPipeHands:
         self.name = f"MediaPipe {mode.upper()} mode ({Path(model_path).name})"
         self.tracks = BoxTracks(alpha=box_alpha if mode == "video" else 1.0)
         self.last_timestamp, self.had_hands = -1, False
+        from nsl.edge.hand_model import check_loads
+
+        check_loads(Path(model_path))  # in a child process first: a crafted file must not take this one down
         options = HandLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(model_path)),
             running_mode=RunningMode.VIDEO if mode == "video" else RunningMode.IMAGE,

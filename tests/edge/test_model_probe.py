@@ -74,3 +74,53 @@ def test_the_cli_reports_a_crashing_model_in_one_line(searched, tiny_bundle, tmp
         proc = run_nsl(*command, python=env_python("edge"), check=False)
         assert proc.returncode == 2, proc.stderr
         assert "model_int8.tflite: the TFLite runtime crashes on this file (SIG" in error_line(proc)
+
+
+def _crafted_task(hand_model, member_bytes: bytes, path):
+    """The real hand model with its landmark member replaced (the zip still passes the structure check)."""
+    import zipfile
+
+    with zipfile.ZipFile(hand_model) as real, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as task:
+        for name in real.namelist():
+            task.writestr(name, member_bytes if name == "hand_landmarks_detector.tflite" else real.read(name))
+    return path
+
+
+def test_a_crafted_hand_model_is_refused_in_one_line_not_by_a_crash(searched, hand_model, tiny_bundle, tmp_path,
+                                                                     monkeypatch):
+    """A .task whose member is one of the crashing mutants aborts MediaPipe's own TFLite too (measured: 3 of 3 such
+    members abort a bare HandLandmarker with a double free); the hand model is loaded once in a child first."""
+    from nsl.edge import hand_model as hm
+    from nsl.edge.hands import MediaPipeHands
+
+    monkeypatch.setenv("NSL_CACHE_DIR", str(tmp_path / "cache"))
+    crashing = next(path for path, code in searched if code < 0)
+    task = _crafted_task(hand_model, crashing.read_bytes(), tmp_path / "crafted.task")
+    hm.verify(task)  # the structure is fine: only loading it shows the damage
+    with pytest.raises(NslError, match=r"crafted.task: MediaPipe crashes on this hand model \(SIG"):
+        MediaPipeHands(task, mode="image")
+    assert not (tmp_path / "cache" / "probed").exists()  # a refused file is not remembered
+
+    image = tmp_path / "image.png"
+    cv2.imwrite(str(image), np.full((64, 64, 3), 100, np.uint8))
+    proc = run_nsl("predict", image, "--hand-model", task, "--model", tiny_bundle, python=env_python("edge"),
+                   check=False, env={"NSL_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 2 and "crafted.task: MediaPipe crashes on this hand model (SIG" in error_line(proc)
+
+
+def test_a_good_hand_model_is_probed_once_per_machine(hand_model, tmp_path, monkeypatch):
+    """A file that loaded in the child is remembered by digest; the one `build` writes is known and not probed."""
+    import zipfile
+
+    from nsl.edge import hand_model as hm
+    from nsl.fileio import sha256_of
+
+    monkeypatch.setenv("NSL_CACHE_DIR", str(tmp_path / "cache"))
+    hm.check_loads(hand_model)
+    assert not (tmp_path / "cache" / "probed").exists()  # the built file: known digest
+    copy = tmp_path / "copy.task"  # the same models in another zip: a new digest, so probed
+    with zipfile.ZipFile(hand_model) as real, zipfile.ZipFile(copy, "w", zipfile.ZIP_STORED) as task:
+        for info in real.infolist():
+            task.writestr(zipfile.ZipInfo(info.filename, date_time=(2024, 1, 1, 0, 0, 0)), real.read(info))
+    hm.check_loads(copy)
+    assert (tmp_path / "cache" / "probed" / sha256_of(copy)).is_file()
