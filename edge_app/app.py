@@ -93,6 +93,7 @@ class HandResult:
     text: str               # what is shown: the smoothed label, or "unknown"
     top: tuple = ()         # this frame's three most probable classes: ((index, probability), ...)
     labels: tuple = ()      # the bundle's labels, for the overlay's top-3 (nsl.labels.Label)
+    models: tuple = ()      # the models that answered for this hand: ("cnn",), ("landmarks",) or both
 
     @property
     def known(self) -> bool:
@@ -186,14 +187,15 @@ class App:
     def _label_text(self, index: int | None) -> str:
         return UNKNOWN if index is None else self.bundle.labels[index].display(self.renderer.devanagari)
 
-    def _smooth(self, step: Step, probs: np.ndarray) -> list[HandResult]:
+    def _smooth(self, step: Step, probs: np.ndarray, answered: list) -> list[HandResult]:
         results = []
-        for hand, box, row in zip(step.hands, step.boxes, probs):
+        for hand, box, row, models in zip(step.hands, step.boxes, probs, answered):
             order = np.argsort(row)[::-1][:TOP_K]
             top = tuple((int(i), float(row[i])) for i in order)
             smoothed = self.smoothers.update(hand.track_id, row, step.frame.index)
             results.append(HandResult(hand, box, top[0][0], top[0][1], smoothed.index, smoothed.confidence,
-                                      self._label_text(smoothed.index), top, tuple(self.bundle.labels)))
+                                      self._label_text(smoothed.index), top, tuple(self.bundle.labels),
+                                      tuple(models)))
         self.smoothers.prune(step.frame.index)
         return results
 
@@ -221,7 +223,7 @@ class App:
             probs, answered, model_ms = step.job.result() if step.job else (np.zeros((0, 1), np.float32), [], None)
         if model_ms is not None:
             self.timer.note("classifier_model", model_ms)
-        results = self._smooth(step, probs)
+        results = self._smooth(step, probs, answered)
         with self.timer.stage("draw"):
             action = self._render(step, results)
         stage_ms = self.timer.end_frame()

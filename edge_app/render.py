@@ -129,7 +129,8 @@ class Renderer:
         x = min(max(0, x0), image.shape[1] - 1)
         width, _ = self.text(image, result.text, x, top, BLACK, colour, self.label_size)
         if result.known:  # the confidence apart from the label, so the rendered label stays cached
-            self.text(image, f"{result.confidence:.0%}", x + width, top, WHITE)
+            self.text(image, f"{result.confidence:.0%}{models_tag(getattr(result, 'models', ()))}", x + width, top,
+                      WHITE)
         if self.show_top and getattr(result, "top", None):
             self.draw_top(image, result, x, max(y0, top + label_height))
 
@@ -167,6 +168,12 @@ class Renderer:
         for result in results:  # after the status lines: a label near the top stays readable
             self.draw_hand(image, result)
         return image
+
+
+def models_tag(models) -> str:
+    """Which models named this hand, beside its confidence: ' cnn+landmarks' when both answered (fused), else the
+    one that did; nothing when unknown (a plain classifier)."""
+    return f" {'+'.join(models)}" if models else ""
 
 
 def timing_text(fps: float, stage_ms: dict) -> str:

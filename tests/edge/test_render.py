@@ -60,3 +60,16 @@ def test_devanagari_labels_are_shaped_by_pillow():
     assert ksha.shape[1] < ka_virama.shape[1] + ssa.shape[1]
     image = Renderer().draw(np.zeros((300, 400, 3), np.uint8), [_result("क्ष")], fps=1.0, stage_ms={})
     assert image[120 - 45:118, 100:160].any()
+
+
+def test_the_overlay_says_which_models_named_the_hand(no_font):
+    """Beside the confidence: 'cnn+landmarks' when both models answered (fused), the one model otherwise."""
+    assert render.models_tag(("cnn", "landmarks")) == " cnn+landmarks" and render.models_tag(()) == ""
+    frame = np.zeros((300, 400, 3), np.uint8)
+    drawn = {}
+    for models in ((), ("cnn",), ("cnn", "landmarks")):
+        result = _result("ka")
+        result.models = models
+        drawn[models] = Renderer().draw(frame, [result], fps=25.0, stage_ms={})
+    widths = {models: np.flatnonzero(image[75:118].any(axis=(0, 2))).max() for models, image in drawn.items()}
+    assert widths[()] < widths[("cnn",)] < widths[("cnn", "landmarks")]  # the tag grows the label line
