@@ -51,10 +51,11 @@ def fold_split(split: dict, held: list[str]) -> dict:
             "test": [s for s in split["train"] + split["val"] if s.group in keep]}
 
 
-def out_of_fold(run: RunDir, options, labels, split) -> tuple[tuple, str] | None:
+def out_of_fold(run: RunDir, options, labels, split, train_fold) -> tuple[tuple, str] | None:
     """(cnn, landmarks, truth) answered on every training-side image by fold models that never saw its group, and
     a line saying how; None (said in a warning) when the split has fewer than two named training groups, or a fold
-    would have no training or validation image."""
+    would have no training or validation image. ``train_fold(options, folder, labels, split)`` makes a fold's run
+    (``nsl.train.run.fold_run``: passed in, so this module does not import the one that calls it)."""
     groups = training_groups(split)
     if len(groups) < 2:
         log.warning("fusion_on=groups: the training side has %d named group(s) (needs split=grouped with "
@@ -67,7 +68,8 @@ def out_of_fold(run: RunDir, options, labels, split) -> tuple[tuple, str] | None
         log.warning("fusion_on=groups: a fold of %s would have no training or validation image; the weight is "
                     "chosen on the validation split", folds)
         return None
-    answers = [_fold_answers(run, options, labels, i, held, part) for i, (held, part) in enumerate(zip(folds, parts))]
+    answers = [_fold_answers(run, options, labels, i, held, part, train_fold)
+               for i, (held, part) in enumerate(zip(folds, parts))]
     if any(a is None for a in answers):
         log.warning("fusion_on=groups: a fold trained no landmark model (too few hands without its groups); the "
                     "weight is chosen on the validation split")
@@ -78,22 +80,13 @@ def out_of_fold(run: RunDir, options, labels, split) -> tuple[tuple, str] | None
     return (cnn, landmarks, truth), how
 
 
-def _fold_answers(run: RunDir, options, labels, index: int, held: list[str], part: dict) -> tuple | None:
-    from nsl.train.run import resume_run, train_run
-
+def _fold_answers(run: RunDir, options, labels, index: int, held: list[str], part: dict,
+                  train_fold) -> tuple | None:
     fold = RunDir(run.folds_dir / f"fold{index}")
     log.info("fusion fold %d: trained without %s (%d train, %d val images), answers on its %d images",
              index + 1, ", ".join(held), len(part["train"]), len(part["val"]), len(part["test"]))
-    if not fold.fusion_inputs_file.is_file():
-        if fold.can_resume:
-            resume_run(fold.path)
-        if not fold.fusion_inputs_file.is_file():  # new, or stopped before its first checkpoint / its landmarks
-            if fold.path.exists():
-                import shutil
-
-                shutil.rmtree(fold.path)
-            single = dataclasses.replace(options, landmarks=dataclasses.replace(options.landmarks, fusion_on="val"))
-            train_run(single, fold.path, given=(labels, part), min_hands=1)  # a class may be thin in a fold
+    single = dataclasses.replace(options, landmarks=dataclasses.replace(options.landmarks, fusion_on="val"))
+    train_fold(single, fold.path, labels, part)
     if not fold.fusion_inputs_file.is_file():
         return None
     with np.load(fold.fusion_inputs_file, allow_pickle=False) as data:

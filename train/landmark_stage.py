@@ -50,9 +50,11 @@ def _aligned(arrays: dict, name: str, samples: list, probs: np.ndarray) -> np.nd
     return out
 
 
-def finish_landmarks(run: RunDir, options: Options, labels: list[Label], split: dict, cnn_model=None) -> dict:
+def finish_landmarks(run: RunDir, options: Options, labels: list[Label], split: dict, cnn_model=None,
+                     train_fold=None) -> dict:
     """Train and evaluate the landmark model; with a CNN, choose the fusion weight on val and measure all three on
-    test. Returns the landmark (or fused) summary."""
+    test (or, with landmarks.fusion_on=groups, on the answers of fold runs made by ``train_fold``: see
+    nsl.train.fusion_folds). Returns the landmark (or fused) summary."""
     from nsl.train.hands import load_arrays
     from nsl.train.landmark_model import landmark_metrics, train_landmark_model
 
@@ -68,10 +70,10 @@ def finish_landmarks(run: RunDir, options: Options, labels: list[Label], split: 
              metrics["n_images"], metrics["without_hand"])
     if cnn_model is None:
         return metrics
-    return _fuse(run, options, labels, split, cnn_model, model, arrays)
+    return _fuse(run, options, labels, split, cnn_model, model, arrays, train_fold)
 
 
-def _fuse(run, options, labels, split, cnn_model, landmark_model, arrays) -> dict:
+def _fuse(run, options, labels, split, cnn_model, landmark_model, arrays, train_fold) -> dict:
     from nsl.train.evaluate import classification_metrics, predict_samples
     from nsl.train.landmark_model import predict
 
@@ -86,10 +88,10 @@ def _fuse(run, options, labels, split, cnn_model, landmark_model, arrays) -> dic
     _save_inputs(run, figures)
     val_weight, val_grid = choose_weight(*figures["val"])
     weight, grid, chosen_on = val_weight, val_grid, "val split"
-    if options.landmarks.fusion_on == "groups":
+    if options.landmarks.fusion_on == "groups" and train_fold is not None:
         from nsl.train.fusion_folds import out_of_fold
 
-        folds = out_of_fold(run, options, labels, split)
+        folds = out_of_fold(run, options, labels, split, train_fold)
         if folds is not None:
             (weight, grid), chosen_on = choose_weight(*folds[0]), folds[1]
     cnn, lm, truth = figures["test"]

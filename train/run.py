@@ -203,6 +203,20 @@ def resume_run(run_dir: str | Path, extra_callbacks=(), trust_model: bool = Fals
     return finish_worker(placement, run)
 
 
+def fold_run(options: Options, folder: Path, labels, split: dict) -> None:
+    """A fusion fold's run (nsl.train.fusion_folds) on the ``split`` given: kept when its answers are saved, resumed
+    after an interruption, else trained from the start (a class may have a single training hand in a fold)."""
+    fold = RunDir(Path(folder))
+    if fold.fusion_inputs_file.is_file():
+        log.info("reusing %s (finished)", fold.path)
+        return
+    if fold.can_resume:
+        resume_run(fold.path)
+    if not fold.fusion_inputs_file.is_file():  # new, stopped before its first checkpoint, or before its answers
+        shutil.rmtree(fold.path, ignore_errors=True)
+        train_run(options, fold.path, given=(labels, split), min_hands=1)
+
+
 def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=(), trust_model: bool = False) -> Path:
     """``run_dir`` finished with ``options``: reused when it is, resumed when it was interrupted, trained when it is
     absent or stopped before its first checkpoint. A run made with other options is an error, never overwritten."""
@@ -310,6 +324,6 @@ def finish_run(model, options: Options, labels, split, run: RunDir, history: lis
     if run.landmark_data.is_file():
         from nsl.train.landmark_stage import finish_landmarks
 
-        fusion = finish_landmarks(run, options, labels, split, cnn_model=final)
+        fusion = finish_landmarks(run, options, labels, split, cnn_model=final, train_fold=fold_run)
     write_report(run, options, history, metrics, labels, phases, fusion)
     return metrics

@@ -188,11 +188,21 @@ def render(results: list[dict], args) -> dict:
              "The signers rows are the honest figure.",
              "Landmarks and the logistic regression cannot name a photo where no hand was found: it counts as a miss; "
              "fused falls back to the CNN there."]
+    weights = [[r["split"], r["seed"], r["fusion_weight"], r.get("val_split_weight", "-")]
+               for r in results if r["precision"] == "int8"]
+    if any(r.get("val_split_weight") is not None for r in results):
+        notes.append(f"fused: the bundle's landmark weight, chosen with landmarks.fusion_on={args.fusion_on}; "
+                     "'fused (val-split weight)': the weight the validation split (images of the training signers, "
+                     "landmarks.fusion_on=val, the default) chose in the same run, applied to the same device-path "
+                     "answers of the same models.")
     return section("signers", "Unseen signers: CNN, landmarks and fusion through the device path",
                    [table("mean over seeds (top-1)", ["split", "model", "precision", "top-1 mean", "sd", "seeds"],
                           means),
                     table("per seed", ["split", "seed", "model", "precision", "top-1", "test photos", "hand found"],
-                          rows)], notes, {"results": results}, packages=PACKAGES)
+                          rows),
+                    table("fusion weights (landmark weight)", ["split", "seed", "bundle's weight",
+                                                               "val-split choice"], weights)],
+                   notes, {"results": results}, packages=PACKAGES)
 
 
 def main(argv=None) -> int:
