@@ -42,8 +42,10 @@ def load(folders: list[Path]) -> list[dict]:
         result = read_json(path)
         config = _config_of(RunDir(folder / "progressive").config_file)
         seed = int(config["seed"])
+        plan = folder / "progressive" / "plan.json"  # the phases as run (epochs=N deals a budget over them)
+        phases = read_json(plan)["phases"] if plan.is_file() else config["phases"]
         result["recipe"] = ", ".join(f"{p['name']} {p['epochs']} epochs at {p['lr']:g} (trainable: {p['trainable']})"
-                                     for p in config["phases"])
+                                     for p in phases)
         curves = {name: RunDir(Path(result["runs"][name]["run"])).history() for name in STRATEGIES}
         entries.append({"folder": str(folder), "seed": seed, **result, "curves": curves,
                         "split": config["split"], "test_groups": config.get("split_test_groups"),

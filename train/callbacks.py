@@ -78,7 +78,9 @@ class GlobalBest(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """After every epoch: checkpoints/last.keras, checkpoints/state.json and history.json, atomically."""
+    """After every epoch: history.json, then checkpoints/last.keras, then checkpoints/state.json, each atomically.
+    The state last: killed between two writes, the state still names an epoch whose history and model are on disk
+    (a resume reads the history up to the state's epoch, so an entry written ahead of it is dropped, never lost)."""
 
     def __init__(self, run: RunDir, state: TrainState, history: list):
         super().__init__()
@@ -86,8 +88,8 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.state.lr = current_lr(self.model)
-        save_checkpoint(self.run, self.model, self.state)
         self.run.write_history(self.history)
+        save_checkpoint(self.run, self.model, self.state)
 
 
 class Progress(keras.callbacks.Callback):
