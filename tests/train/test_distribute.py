@@ -79,10 +79,13 @@ def test_multi_worker_run_checkpoints_and_resumes(synth_data, tmp_path):
     env = {**os.environ, "TF_CONFIG": tf_config(free_port())}
     recipe = tiny_overrides(data=synth_data, epochs="null")  # the phases' own epochs: 1 + 2
     command = [str(env_python("train")), "-m", "nsl", "train", *recipe, phases, f"--project={tmp_path}", "--name=mw"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    history = run_dir / "history.json"
+    # a suite started in the background ('cmd &' in a script) ignores SIGINT, and so would the run: not under test
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    history, state_file = run_dir / "history.json", run_dir / "checkpoints/state.json"
     deadline = time.monotonic() + 600
-    while not (history.is_file() and read_json(history)) and proc.poll() is None and time.monotonic() < deadline:
+    while proc.poll() is None and time.monotonic() < deadline and not (
+            state_file.is_file() and read_json(state_file).get("epoch", 0) >= 1):  # the first epoch checkpointed
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=300)
