@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from nsl.edge.child_probe import PROBE_TIMEOUT_S, probe_in_child
 from nsl.errors import NslError
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("tflite", "onnx")
-PROBE_TIMEOUT_S = 120
 _probed: set[tuple] = set()  # (path, inode, size, mtime) of the .tflite files that loaded in a child process
 
 
@@ -113,19 +110,15 @@ def probe_tflite(path: Path) -> None:
     key = _file_key(path)
     if key in _probed:
         return
-    try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
+    outcome = probe_in_child(_PROBE, path)
+    if outcome.kind == "timeout":
         raise NslError(f"{path}: the TFLite runtime did not load this file within {PROBE_TIMEOUT_S} s (a damaged "
-                       f"model file; export it again)") from None
-    if proc.returncode < 0:
-        name = signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() else "a signal"
-        raise NslError(f"{path}: the TFLite runtime crashes on this file ({name} while loading it: a damaged or "
-                       f"tampered model file; export it again)")
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise NslError(f"{path}: not a loadable TFLite model ({reason})")
+                       f"model file; export it again)")
+    if outcome.kind == "crash":
+        raise NslError(f"{path}: the TFLite runtime crashes on this file ({outcome.detail} while loading it: a "
+                       f"damaged or tampered model file; export it again)")
+    if outcome.kind == "error":
+        raise NslError(f"{path}: not a loadable TFLite model ({outcome.detail})")
     _probed.add(key)
 
 

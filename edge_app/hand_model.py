@@ -17,6 +17,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from nsl.edge.child_probe import PROBE_TIMEOUT_S, probe_in_child
 from nsl.errors import NslError
 from nsl.fileio import atomic_path, sha256_of, user_cache_dir
 
@@ -75,7 +76,6 @@ def verify(path: str | Path, sha256: str | None = None) -> str:
 
 # What `nsl hand-model build` writes (deterministic): files with this digest are not probed again.
 BUILT_SHA256 = {"3cc0f011c0003dac21fffc5ddd30a008e0c562a1000e275e2aa62433699580be"}
-PROBE_TIMEOUT_S = 120
 _PROBE = """import sys
 import numpy as np
 try:
@@ -103,21 +103,14 @@ def check_loads(path: Path) -> None:
     marker = cache_dir() / "probed" / digest
     if digest in BUILT_SHA256 or marker.is_file():
         return
-    try:
-        proc = subprocess.run([sys.executable, "-c", _PROBE, str(path)], capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise NslError(f"{path}: MediaPipe did not load this hand model within {PROBE_TIMEOUT_S} s; "
-                       f"{HOW_TO_GET}") from None
-    if proc.returncode < 0:
-        import signal
-
-        name = signal.Signals(-proc.returncode).name if -proc.returncode in signal.valid_signals() else "a signal"
-        raise NslError(f"{path}: MediaPipe crashes on this hand model ({name} while loading it: a damaged or "
-                       f"tampered file); {HOW_TO_GET}")
-    if proc.returncode != 0:
-        reason = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-        raise NslError(f"{path}: MediaPipe cannot load this hand model ({reason}); {HOW_TO_GET}")
+    outcome = probe_in_child(_PROBE, path)
+    if outcome.kind == "timeout":
+        raise NslError(f"{path}: MediaPipe did not load this hand model within {PROBE_TIMEOUT_S} s; {HOW_TO_GET}")
+    if outcome.kind == "crash":
+        raise NslError(f"{path}: MediaPipe crashes on this hand model ({outcome.detail} while loading it: a damaged "
+                       f"or tampered file); {HOW_TO_GET}")
+    if outcome.kind == "error":
+        raise NslError(f"{path}: MediaPipe cannot load this hand model ({outcome.detail}); {HOW_TO_GET}")
     try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{path}\n", encoding="utf-8")
