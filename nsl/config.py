@@ -159,13 +159,20 @@ def resolve(config_file: str | Path | None = None, overrides: list[str] | dict |
 
     ``check_paths``: the data, labels and weights files must exist (a new run; a saved run is read without it)."""
     values = {key: _plain(spec.default) for key, spec in KEYS.items()}
+    given: set[str] = set()  # the keys some layer above the defaults set
+    layers = []
     if base:
-        values.update(flatten(base, "saved config", strict=False))
+        layers.append(flatten(base, "saved config", strict=False))
     if config_file:
-        values.update(flatten(train_section(read_config_file(config_file)), str(config_file)))
+        layers.append(flatten(train_section(read_config_file(config_file)), str(config_file)))
     if overrides:
         updates = parse_overrides(overrides) if isinstance(overrides, list) else overrides
-        values.update(flatten({k: v for k, v in updates.items() if v is not None}, "command line"))
+        layers.append(flatten({k: v for k, v in updates.items() if v is not None}, "command line"))
+    for layer in layers:
+        values.update(layer)
+        given.update(layer)
+    if "phases" in given and "strategy" not in given:
+        values["strategy"] = "progressive"  # a recipe of phases is progressive training (the default is single)
     options = build(values)
     return options.check_paths() if check_paths else options
 

@@ -142,8 +142,9 @@ class DataOptions:
 class PreprocessOptions:
     """How a crop is prepared, on the device exactly as in training (the bundle records it)."""
 
-    crop: str = opt("image", Choice(values=("image", "hands")),
-                    "what the CNN sees: image (the dataset's own framing) | hands (the crop the device cuts around "
+    crop: str = opt("auto", Choice(values=("auto", "image", "hands")),
+                    "what the CNN sees: auto (hands when the dataset has a hands file, else image; measured: "
+                    "docs/TRAINING.md) | image (the dataset's own framing) | hands (the crop the device cuts around "
                     "the hand MediaPipe finds, from the hands file; images without a hand stay whole)")
     color_mode: str = opt("color", Choice(values=COLOR_MODES), "crop preprocessing shared with the device: color | "
                                                                "grey | binary")
@@ -286,11 +287,14 @@ DEFAULT_PHASES = (Phase("head", 3, 1.0e-3, "none"), Phase("top", 3, 1.0e-4, 140)
 class HParams:
     """How to train."""
 
-    strategy: str = opt("progressive", Choice(values=STRATEGIES),
-                        "progressive (the phases below) | single (one phase, everything trainable)")
-    phases: tuple = opt(DEFAULT_PHASES, Phases(), "progressive recipe of the dataset authors; trainable: none | all "
-                                                  "| layer index | layer name | fraction (0-1) of top layers")
-    single: SingleOptions = group(SingleOptions, "the single-phase baseline (strategy=single)", prefix=True)
+    strategy: str = opt("single", Choice(values=STRATEGIES),
+                        "single (one phase, everything trainable: single.epochs/lr/dropout; measured ahead on unseen "
+                        "signers, docs/TRAINING.md) | progressive (the phases below; a config that gives phases and "
+                        "no strategy means progressive)")
+    phases: tuple = opt(DEFAULT_PHASES, Phases(), "progressive recipe of the dataset authors (strategy=progressive); "
+                                                  "trainable: none | all | layer index | layer name | fraction (0-1) "
+                                                  "of top layers")
+    single: SingleOptions = group(SingleOptions, "the single-phase recipe (strategy=single, the default)", prefix=True)
     epochs: int | None = opt(None, Int(low=1, nullable=True), "epochs of the whole run: split over the phases in "
                                                               "the recipe's proportion (rounded, each phase >= 1), or "
                                                               "the single phase's; null = the phases' own epochs")

@@ -253,6 +253,8 @@ class RunDir:
         if not isinstance(saved, dict):
             raise NslError(f"{self.config_file}: expected a mapping of key: value (a damaged run folder?)")
         saved.setdefault("epochs_mode", "per_phase")  # saved before epochs meant the run's total: keep its meaning
+        for key, then in (("strategy", "progressive"), ("crop", "image"), ("models", "cnn")):
+            saved.setdefault(key, then)  # a config saved before the key existed (or before auto): what it meant then
         return resolve(base=saved, check_paths=False)
 
     def labels(self) -> list[Label]:

@@ -36,16 +36,24 @@ def hands_file(options: Options) -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def with_models_resolved(options: Options) -> Options:
-    """``models=auto`` made concrete (both when the dataset has a hands file, else cnn), as the run records it."""
+def with_auto_resolved(options: Options) -> Options:
+    """``models=auto`` and ``crop=auto`` made concrete, as the run records them: with a hands file for the dataset,
+    both models and the device's hand crops; without one, the CNN on the dataset's own framing."""
     from nsl.config import updated
 
-    if options.model.models != "auto":
+    changes, found = {}, None
+    if "auto" in (options.model.models, options.preprocess.crop):
+        found = hands_file(options) is not None
+    if options.model.models == "auto":
+        changes["models"] = "both" if found else "cnn"
+    if options.preprocess.crop == "auto":
+        changes["crop"] = "hands" if found else "image"
+    if not changes:
         return options
-    chosen = "both" if hands_file(options) is not None else "cnn"
-    log.info("models=auto: %s (%s)", chosen, "a hands file was found" if chosen == "both" else
-             "no hands file: run 'nsl data hands DATA' in the edge environment to add the landmark model")
-    return updated(options, {"models": chosen})
+    log.info("%s (%s)", ", ".join(f"{key}=auto: {value}" for key, value in changes.items()),
+             "a hands file was found" if found else "no hands file: run 'nsl data hands DATA' in the edge "
+                                                    "environment to add the landmark model and the device's crops")
+    return updated(options, changes)
 
 
 def needs_hands(options: Options) -> bool:

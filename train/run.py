@@ -75,10 +75,10 @@ def train_run(options: Options, run_dir: str | Path | None = None, extra_callbac
     from nsl.train.distribute import Placement, use_mixed_precision
     from nsl.train.trainer import set_up_tensorflow
 
-    from nsl.train.hands import with_models_resolved
+    from nsl.train.hands import with_auto_resolved
     from nsl.train.landmark_stage import landmark_inputs
 
-    options = with_models_resolved(options)
+    options = with_auto_resolved(options)
     set_up_tensorflow(options.hparams)
     placement = Placement.make(options.hparams)  # first: a multi-worker strategy must precede other ops
     if given is not None:
@@ -220,9 +220,9 @@ def fold_run(options: Options, folder: Path, labels, split: dict) -> None:
 def ensure_run(options: Options, run_dir: str | Path, extra_callbacks=(), trust_model: bool = False) -> Path:
     """``run_dir`` finished with ``options``: reused when it is, resumed when it was interrupted, trained when it is
     absent or stopped before its first checkpoint. A run made with other options is an error, never overwritten."""
-    from nsl.train.hands import with_models_resolved
+    from nsl.train.hands import with_auto_resolved
 
-    options = with_models_resolved(options)
+    options = with_auto_resolved(options)
     run = RunDir(Path(run_dir))
     if run.config_file.is_file():
         saved = run.options()
@@ -281,9 +281,10 @@ def _train_and_finish(model, options: Options, labels, split, run: RunDir, state
     try:
         model = train_phases(model, phases, data, run, state, history, loop)
         finish_run(model, options, labels, split, run, history, phases)
-    except KeyboardInterrupt:
-        log.warning("interrupted after epoch %d; the run is saved, continue it with: nsl train --resume %s",
-                    state.epoch, run.path)
+    except KeyboardInterrupt:  # the epoch on disk, not this session's: Ctrl-C may land inside a checkpoint write
+        saved = run.state() or TrainState()
+        log.warning("interrupted; the run is saved after epoch %d, continue it with: nsl train --resume %s",
+                    saved.epoch, run.path)
         raise
     except Exception as err:
         if not is_disk_full(err):

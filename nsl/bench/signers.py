@@ -4,7 +4,7 @@ name the signs of people the models never saw, through the device path, against 
     python -m nsl.bench.signers --out signers.json --data asl_36 --hands HANDS.npz [--weights H5] [--seeds 0,1]
 
 For each split (``signers``: grouped by ``--group-pattern``, ``--test-groups`` held out; ``random``: stratified) and
-seed, one run with ``models=both crop=hands`` (``nsl.train.run.ensure_run``: a rerun reuses it) and its bundle
+seed, one run with ``models=both crop=hands`` (``--crop image``: the CNN trains on whole photos; ``nsl.train.run.ensure_run``: a rerun reuses it) and its bundle
 (``nsl export --int8``, TFLite), then every test photo through the device path of that bundle: the hand MediaPipe
 found in it (the hands file, made by ``nsl data hands`` with the app's own tracker in IMAGE mode, padded as
 ``nsl predict``), ``crop_hand`` for the CNN, ``hand_features`` for the landmark model, the bundle's fusion rule; a
@@ -45,10 +45,15 @@ def parse_args(argv):
     parser.add_argument("--group-pattern", default=r"^(hand\d+)_", help="signer in the file name (regex)")
     parser.add_argument("--test-groups", default="hand4,hand5", help="signers held out as the test set")
     parser.add_argument("--imgsz", type=int, default=128, help="CNN input size (default 128)")
-    parser.add_argument("--epochs", type=int, default=30, help="CNN epochs, single phase (default 30)")
-    parser.add_argument("--fusion-on", default="groups", choices=("val", "groups"),
-                        help="where the fusion weight is chosen (landmarks.fusion_on; default groups: on training "
-                             "signers out of fold; the validation split's choice is measured beside it)")
+    parser.add_argument("--epochs", type=int, help="CNN epochs (epochs=N; default: the default recipe's)")
+    parser.add_argument("--patience", type=int, help="early stopping patience (default: the default recipe's)")
+    parser.add_argument("--fusion-on", default="val", choices=("val", "groups"),
+                        help="where the fusion weight is chosen (landmarks.fusion_on; default val, the default; "
+                             "groups: on training signers out of fold, the validation split's choice measured beside "
+                             "it, three times the training)")
+    parser.add_argument("--crop", default="auto", choices=("auto", "hands", "image"),
+                        help="what the CNN trains on (crop; default auto, the default: hands, as a hands file is "
+                             "given). The device path always crops the hand the tracker finds, as the app does")
     parser.add_argument("--cache", help="runs and bundles, reused by a rerun (default bench/signers, user cache)")
     return parser.parse_args(argv)
 
@@ -56,14 +61,16 @@ def parse_args(argv):
 def run_options(args, split: str, seed: int):
     from nsl.config import resolve
 
-    updates = {"data": args.data, "labels": args.labels, "hands": args.hands, "models": "both", "crop": "hands",
-               "imgsz": args.imgsz, "weights": args.weights, "strategy": "single", "single.epochs": args.epochs,
-               "seed": seed, "tensorboard": False, "patience": 10, "landmarks.fusion_on": args.fusion_on}
+    updates = {"data": args.data, "labels": args.labels, "hands": args.hands, "models": "auto", "crop": args.crop,
+               "imgsz": args.imgsz, "weights": args.weights, "seed": seed, "tensorboard": False,
+               "landmarks.fusion_on": args.fusion_on}  # the rest: the defaults (the recipe a user gets)
+    updates.update({key: value for key, value in (("epochs", args.epochs), ("patience", args.patience))
+                    if value is not None})
     if split == "signers":
         updates.update({"split": "grouped", "group_pattern": args.group_pattern,
                         "split_test_groups": args.test_groups.split(",")})
     if args.quick:
-        updates.update({"single.epochs": 1, "steps_per_epoch": 2, "landmarks.epochs": 5, "alpha": 0.35,
+        updates.update({"epochs": 1, "steps_per_epoch": 2, "landmarks.epochs": 5, "alpha": 0.35,
                         "weights": "none"})
     return resolve(overrides=updates)
 
@@ -152,6 +159,8 @@ def logistic_baseline(run_path: Path, l2: float = 1e-3, steps: int = 3000, lr: f
 
 def signers_section(args) -> dict:
     prepare_tensorflow()
+    from nsl.train.hands import with_auto_resolved
+
     if not Path(args.hands).is_file():
         raise NslError(f"--hands {args.hands}: no such file (make it with 'nsl data hands {args.data} --out FILE' in "
                        f"the edge environment)")
@@ -160,7 +169,8 @@ def signers_section(args) -> dict:
     results = []
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
         for seed in seeds:
-            options = run_options(args, split, seed)
+            options = with_auto_resolved(run_options(args, split, seed))  # as the run records them
+            recipe = recipe_text(options)
             bundle = trained_bundle(options, cache)
             for precision in ("fp32", "int8"):
                 figures = device_path(bundle, options, precision)
@@ -168,10 +178,17 @@ def signers_section(args) -> dict:
             results.append({"split": split, "seed": seed, "precision": "fp64", "n_images": figures["n_images"],
                             "top1": {"logistic regression (landmarks)": logistic_baseline(bundle.parent)},
                             "hand_found": figures["hand_found"]})
-    return render(results, args)
+    return render(results, args, recipe)
 
 
-def render(results: list[dict], args) -> dict:
+def recipe_text(options) -> str:
+    """How the CNN trained, in words (``single 40 epochs, patience 5``)."""
+    hparams = options.hparams
+    phases = "+".join(str(p.epochs) for p in hparams.phase_plan())
+    return f"{hparams.strategy} {phases} epochs, patience {hparams.patience}, crop={options.preprocess.crop}"
+
+
+def render(results: list[dict], args, recipe: str) -> dict:
     rows, summary = [], {}
     for r in results:
         for kind, value in r["top1"].items():
@@ -181,8 +198,8 @@ def render(results: list[dict], args) -> dict:
     means = [[split, kind, precision, round(float(np.mean(v)), 4), round(float(np.std(v)), 4), len(v)]
              for (split, kind, precision), v in summary.items()]
     what = (f"{Path(args.data).name}: signers = held-out {args.test_groups} (grouped by {args.group_pattern}), "
-            f"random = stratified; MobileNetV2 {args.imgsz} px, single phase {args.epochs} epochs, models=both, "
-            f"crop=hands; device path through the bundle's TFLite files")
+            f"random = stratified; MobileNetV2 {args.imgsz} px, {recipe}, models=both; device path (the hand "
+            f"crop the app cuts) through the bundle's TFLite files")
     notes = [what + ".",
              "A random split puts photos of the same signers (and sessions) on both sides: it flatters every model. "
              "The signers rows are the honest figure.",

@@ -155,6 +155,7 @@ def test_a_run_saved_before_epochs_meant_the_total_keeps_its_per_phase_meaning(t
     (tmp_path / "config.yaml").write_text("epochs: 2\nimgsz: 48\n", encoding="utf-8")  # no epochs_mode: old
     old = RunDir(tmp_path).options().hparams
     assert old.epochs_mode == "per_phase" and [p.epochs for p in old.phase_plan()] == [2, 2, 2]
-    save_config(resolve(overrides={"epochs": 2}, check_paths=False), tmp_path / "config.yaml")
+    save_config(resolve(overrides={"epochs": 2, "strategy": "progressive"}, check_paths=False),
+                tmp_path / "config.yaml")
     new = RunDir(tmp_path).options().hparams
     assert new.epochs_mode == "total" and [p.epochs for p in new.phase_plan()] == [1, 1, 1]

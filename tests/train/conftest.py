@@ -27,8 +27,8 @@ from tests.conftest import ROOT, env_python, run_nsl
 prepare_tensorflow()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
 TINY_DATA = {"classes": 6, "per_class": 10, "size": 64, "seed": 0}  # 6 x 10 x 2 subsets = 120 images
-TINY_RECIPE = ["imgsz=48", "weights=none", "alpha=0.35", "batch=16", "steps_per_epoch=2", "epochs=3",
-               "patience=0", "tensorboard=false", "workers=2"]
+TINY_RECIPE = ["strategy=progressive", "imgsz=48", "weights=none", "alpha=0.35", "batch=16", "steps_per_epoch=2",
+               "epochs=3", "patience=0", "tensorboard=false", "workers=2"]
 
 
 def tiny_overrides(**extra) -> list[str]:

@@ -50,7 +50,7 @@ def test_the_readme_api_example_runs(tmp_path, synth_data, hand_model):
     proc = run_python(env_python("train"), code + "\nprint('BUNDLE', bundle)\n", tmp_path, hand_model.parent)
     assert "plan: 3 epochs" in proc.stderr and not (tmp_path / "runs" / "notebook2").exists()
     plan = read_json(stale / "plan.json")
-    assert [p["epochs"] for p in plan["phases"]] == [1, 1, 1] and plan["epochs_mode"] == "total"
+    assert plan["strategy"] == "single" and [p["epochs"] for p in plan["phases"]] == [3]  # the default recipe
     metadata = read_json(stale / "bundle" / "metadata.json")
     assert "model_int8.tflite" in metadata["files"] and metadata["preprocess"]["size"] == 48
     assert proc.stdout.strip().splitlines()[-1] == f"BUNDLE {os.path.join('runs', 'notebook', 'bundle')}"

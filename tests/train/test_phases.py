@@ -66,7 +66,9 @@ def test_batchnorm_stays_frozen_while_the_backbone_trains(model):
 
 
 def test_phase_plan_defaults_and_single():
-    config = resolve()
+    default = resolve()
+    assert list(default.hparams.phase_plan()) == [Phase("single", 40, 1e-4, "all")]  # single is the default
+    config = updated(default, {"strategy": "progressive"})
     assert [(p.name, p.epochs, p.lr, p.trainable) for p in config.hparams.phase_plan()] == [
         ("head", 3, 1e-3, "none"), ("top", 3, 1e-4, 140), ("full", 4, 1e-5, "all")]
     single = updated(config, {"strategy": "single"}).hparams.phase_plan()
@@ -78,3 +80,13 @@ def test_phase_plan_defaults_and_single():
     assert [p.epochs for p in updated(config, {"epochs": 5, "strategy": "single"}).hparams.phase_plan()] == [5]
     with pytest.raises(ConfigError, match=r"phases\[0\]"):
         updated(config, {"phases": [{"epochs": 1, "lr": 1e-3, "trainble": "all"}]})
+
+
+def test_a_config_that_gives_phases_means_progressive(tmp_path):
+    """phases= without strategy= is a progressive recipe (as before single became the default); strategy wins."""
+    phases = "[{name: head, epochs: 2, lr: 0.001, trainable: none}]"
+    assert resolve(overrides=[f"phases={phases}"]).hparams.strategy == "progressive"
+    assert resolve(overrides=[f"phases={phases}", "strategy=single"]).hparams.strategy == "single"
+    config = tmp_path / "recipe.yaml"
+    config.write_text(f"phases: {phases}\n", encoding="utf-8")
+    assert [p.name for p in resolve(config).hparams.phase_plan()] == ["head"]

@@ -38,6 +38,7 @@ def test_resume_continues_mid_phase_after_an_interrupt(tmp_path, synth_data, cap
     assert f"nsl train --resume {run_dir}" in caplog.text
     state = read_json(run_dir / "checkpoints/state.json")
     assert (state["phase"], state["phase_epoch"], state["epoch"], state["finished"]) == (1, 1, 2, False)
+    assert "saved after epoch 2," in caplog.text  # the epoch the disk holds
     assert len(read_json(run_dir / "history.json")) == 2 and not (run_dir / "metrics.json").exists()
     checkpoint = keras.models.load_model(run_dir / "checkpoints/last.keras")
 
