@@ -3,7 +3,7 @@
 #   1. a synthetic dataset the size of the NSL set (36 classes x 1,500 images at 256 px; scripts/gpu_check_data.py)
 #   2. the training section of nsl bench (python -m nsl.bench.training, as nsl bench runs it) at 224 px in mixed
 #      precision: the input pipeline alone (first epoch, cached) and training steps frozen and unfrozen
-#   3. a full default progressive run (nsl train: 3 + 3 + 4 epochs, batch 32, early stopping as configured)
+#   3. a full progressive run (nsl train strategy=progressive: 3 + 3 + 4 epochs, the recipe issue 13 times; batch 32, early stopping as configured)
 #   4. GPU utilisation sampled with nvidia-smi every 0.5 s throughout, matched to each step and epoch
 #   5. OUT/gpu_check.json and OUT/gpu_check.md (scripts/gpu_check_summary.py): figures, goals, which side bounds
 # Meant to finish within 8 minutes on one current data-centre GPU (no figure here says it did until it has run
@@ -62,7 +62,7 @@ stage bench end
 
 rm -rf "$OUT/run"
 stage run start
-"$NSL" train "data=$DATA" "weights=$WEIGHTS" "imgsz=$IMGSZ" "batch=$BATCH" tensorboard=false "${EPOCHS_ARG[@]}" \
+"$NSL" train "data=$DATA" "weights=$WEIGHTS" "imgsz=$IMGSZ" "batch=$BATCH" strategy=progressive tensorboard=false "${EPOCHS_ARG[@]}" \
   --project "$OUT" --name run 2> >(tee "$OUT/run.log" >&2)
 stage run end
 

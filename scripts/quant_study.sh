@@ -16,7 +16,7 @@ export TQDM_DISABLE=1
 runs=()
 for seed in 42 7; do
   for size in 96 128 160 224; do
-    nice -n 10 "$PY" -m nsl train data="$DATA" labels=auto imgsz=$size seed=$seed weights="$WEIGHTS" \
+    nice -n 10 "$PY" -m nsl train data="$DATA" labels=auto imgsz=$size seed=$seed weights="$WEIGHTS" strategy=progressive \
       tensorboard=false --project "$OUT/runs" --name "prog_s${seed}_${size}px" --ensure
     runs+=("$OUT/runs/prog_s${seed}_${size}px")
   done

@@ -4,7 +4,7 @@ latency and file size::
     python -m nsl.bench.sweep --out sweep.json [--data DIR] [--weights PATH|imagenet|none] [--sizes 96,128,160,224]
                               [--cache DIR] [--quick]
 
-For each size: train the recipe (progressive, the default 3+3+4 epochs or ``--epochs`` in all) on the same
+For each size: train the recipe (progressive, the authors' 3+3+4 epochs or ``--epochs`` in all) on the same
 labelled folder into ``CACHE/<key>_<size>px`` (key: data, weights, recipe; ``CACHE`` is ``--cache``, else
 ``bench/sweep`` in the user cache: ``NSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/nsl``, else ``~/.cache/nsl``), export
 it with ``--int8`` (nsl.export.exporter, TFLite only, no QAT fallback), then measure the int8 TFLite file's
@@ -155,7 +155,7 @@ def sweep_section(args) -> dict:
     data, weights = data_and_weights(args)
     runs = positive(args.runs, 30, 5, args.quick, "runs")
     repeats = positive(args.repeats, 3, 2, args.quick, "repeats")
-    extra = dict(QUICK_RECIPE) if args.quick else {}
+    extra = dict(QUICK_RECIPE) if args.quick else {"strategy": "progressive"}  # the recipe the sweep has measured
     if args.epochs is not None:
         extra["epochs"] = positive(args.epochs, 1, 1, False, "epochs")
     base = base_options(args, data, weights, sizes[0], **extra)
