@@ -4,7 +4,9 @@ name the signs of people the models never saw, through the device path, against 
     python -m nsl.bench.signers --out signers.json --data asl_36 --hands HANDS.npz [--weights H5] [--seeds 0,1]
 
 For each split (``signers``: grouped by ``--group-pattern``, ``--test-groups`` held out; ``random``: stratified) and
-seed, one run with ``models=both crop=hands`` (``--crop image``: the CNN trains on whole photos; ``nsl.train.run.ensure_run``: a rerun reuses it) and its bundle
+seed, one run of the default recipe (``models`` and ``crop`` auto: both models and the device's hand crops, as a
+hands file is given; ``--crop image``: the CNN trains on whole photos; ``nsl.train.run.ensure_run``: a rerun
+reuses it) and its bundle
 (``nsl export --int8``, TFLite), then every test photo through the device path of that bundle: the hand MediaPipe
 found in it (the hands file, made by ``nsl data hands`` with the app's own tracker in IMAGE mode, padded as
 ``nsl predict``), ``crop_hand`` for the CNN, ``hand_features`` for the landmark model, the bundle's fusion rule; a
@@ -166,7 +168,7 @@ def signers_section(args) -> dict:
                        f"the edge environment)")
     cache = Path(args.cache) if args.cache else user_cache_dir() / "bench" / "signers"
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    results = []
+    results, recipe = [], "-"
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
         for seed in seeds:
             options = with_auto_resolved(run_options(args, split, seed))  # as the run records them
@@ -182,7 +184,7 @@ def signers_section(args) -> dict:
 
 
 def recipe_text(options) -> str:
-    """How the CNN trained, in words (``single 40 epochs, patience 5``)."""
+    """How the CNN trained, in words (``single 40 epochs, patience 5, crop=hands``)."""
     hparams = options.hparams
     phases = "+".join(str(p.epochs) for p in hparams.phase_plan())
     return f"{hparams.strategy} {phases} epochs, patience {hparams.patience}, crop={options.preprocess.crop}"
