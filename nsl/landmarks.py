@@ -12,8 +12,11 @@ which MediaPipe gives in the same scale as x):
    right hand ("handedness made canonical"); MediaPipe's handedness label decides which hand it is;
 
 -> 63 float32 values (x0, y0, z0, x1, ...). Layout ``xyz21+world`` appends the 21 world landmarks (metres, about the
-hand's centre), mirrored the same way and scaled by their own largest distance: 126 values. Nothing depends on
-skin, light or background, which is why these features carry over to signers and rooms a CNN has never seen.
+hand's centre), mirrored the same way and scaled by their own largest distance: 126 values. Layout
+``xyz21+angles`` appends what does not change with the hand's pose in the image: the cosine of the bend at each
+finger joint (15), of the spread between neighbouring fingers (4) and the distances between the five fingertips
+(10), from the normalised points: 92 values. Nothing depends on skin, light or background, which is why these
+features carry over to signers and rooms a CNN has never seen.
 
 The hands file (``nsl data hands DATA`` writes it, ``nsl.train`` reads it) is an ``.npz`` of arrays over the
 dataset's images, keyed by the path relative to the dataset folder and the file's sha256 (a changed file is
@@ -34,7 +37,9 @@ from nsl.fileio import atomic_path, user_cache_dir
 
 POINTS = 21
 WRIST = 0
-LAYOUTS = {"xyz21": 63, "xyz21+world": 126}
+LAYOUTS = {"xyz21": 63, "xyz21+world": 126, "xyz21+angles": 92}
+FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))  # thumb .. little
+TIPS = tuple(finger[-1] for finger in FINGERS)
 FEATURES_VERSION = 1
 HANDS_FILE_VERSION = 1
 
@@ -46,6 +51,25 @@ def _normalise(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     scaled = centred / np.where(reach > 1e-9, reach, 1.0)[:, None, None]
     scaled[..., 0] *= np.where(mirror, -1.0, 1.0)[:, None]
     return scaled
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norm > 1e-9, norm, 1.0)
+
+
+def shape_features(scaled: np.ndarray) -> np.ndarray:
+    """(N, 21, 3) normalised points -> (N, 29): joint bends, finger spreads, fingertip distances."""
+    bends, roots = [], []
+    for finger in FINGERS:
+        chain = (WRIST, *finger)
+        bones = _unit(np.stack([scaled[:, b] - scaled[:, a] for a, b in zip(chain, chain[1:])], axis=1))
+        bends.append(np.sum(bones[:, :-1] * bones[:, 1:], axis=-1))  # 3 joints
+        roots.append(bones[:, 1])  # the finger's first bone beyond the palm
+    spreads = [np.sum(a * b, axis=-1)[:, None] for a, b in zip(roots, roots[1:])]
+    tips = [np.linalg.norm(scaled[:, a] - scaled[:, b], axis=-1)[:, None]
+            for i, a in enumerate(TIPS) for b in TIPS[i + 1:]]
+    return np.concatenate(bends + spreads + tips, axis=1)
 
 
 def hand_features(landmarks: np.ndarray, handedness, world: np.ndarray | None = None,
@@ -61,7 +85,10 @@ def hand_features(landmarks: np.ndarray, handedness, world: np.ndarray | None = 
         raise DataError(f"hand landmarks: expected shape (N, {POINTS}, 3), got {points.shape}")
     sides = [handedness] if single else list(handedness)
     mirror = np.array([str(side).lower() == "left" for side in sides])
-    parts = [_normalise(points, mirror).reshape(len(points), -1)]
+    scaled = _normalise(points, mirror)
+    parts = [scaled.reshape(len(points), -1)]
+    if layout == "xyz21+angles":
+        parts.append(shape_features(scaled))
     if layout == "xyz21+world":
         if world is None:
             raise DataError("landmark feature layout 'xyz21+world' needs the world landmarks")

@@ -229,8 +229,9 @@ class ModelOptions:
 class LandmarkOptions:
     """The landmark model (models=landmarks|both): a small network on normalised hand landmarks (nsl.landmarks)."""
 
-    layout: str = opt("xyz21", Choice(values=("xyz21", "xyz21+world")),
-                      "features: xyz21 (21 image landmarks, 63 values) | xyz21+world (and the 21 world landmarks)")
+    layout: str = opt("xyz21", Choice(values=("xyz21", "xyz21+world", "xyz21+angles")),
+                      "features: xyz21 (21 image landmarks, 63 values) | xyz21+world (and the 21 world landmarks) | "
+                      "xyz21+angles (and 29 pose-free shape values: joint bends, finger spreads, fingertip distances)")
     hidden: tuple = opt((128, 64), ListOf(item=Int(low=1)), "units of the hidden layers")
     dropout: float = opt(0.2, Float(low=0.0, high=1.0, high_open=True), "dropout after each hidden layer")
     epochs: int = opt(60, Int(low=1), "maximum epochs (each over the training hands and their augmented copies)")
@@ -242,6 +243,8 @@ class LandmarkOptions:
     scale: float = opt(0.10, Float(low=0.0, high=0.9), "max scale change, fraction")
     jitter: float = opt(0.02, Float(low=0.0, high=1.0), "Gaussian noise on each coordinate (hand size = 1)")
     mirror: bool = opt(False, Bool(), "also mirror hands (x -> -x): makes the model blind to which hand signs")
+    ensemble: int = opt(1, Int(low=1, high=16), "members trained with seeds seed, seed+1, ... and averaged into one "
+                        "model (one file in the bundle; each member costs its training time and about 10 k weights)")
     fusion_on: str = opt("val", Choice(values=("val", "groups")),
                          "models=both: where the fusion weight is chosen: val (the validation split) | groups (each "
                          "model's answers on training groups it did not see: the run trains fusion_folds extra "

@@ -47,6 +47,12 @@ VARIANTS = {
     "dropout 0.5": {"dropout": 0.5},
     "dropout 0.4 + strong augmentation": {"dropout": 0.4, "rotation": 25.0, "scale": 0.2, "jitter": 0.03},
     "dropout 0.4 + copies 20": {"dropout": 0.4, "copies": 20},
+    # a third round: averaging members trained with different seeds (one model file; issue 11's variance)
+    "ensemble 3": {"ensemble": 3},
+    "ensemble 5": {"ensemble": 5},
+    "ensemble 5 + dropout 0.4 + copies 20": {"ensemble": 5, "dropout": 0.4, "copies": 20},
+    "angles": {"layout": "xyz21+angles"},
+    "angles + ensemble 5": {"layout": "xyz21+angles", "ensemble": 5},
 }
 
 

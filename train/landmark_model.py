@@ -10,6 +10,7 @@ built from standard layers, so the exporter converts it like the CNN (TFLite and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -25,23 +26,47 @@ INPUT_NAME = "landmarks"
 OUTPUT_NAME = "predictions"
 
 
-def build_landmark_model(options: LandmarkOptions, num_features: int, num_classes: int):
+def build_landmark_model(options: LandmarkOptions, num_features: int, num_classes: int, prefix: str = ""):
     import tf_keras as keras
 
     features = keras.Input((num_features,), name=INPUT_NAME, dtype="float32")
     x = features
     for index, units in enumerate(options.hidden):
-        x = keras.layers.Dense(units, activation="relu", name=f"dense{index + 1}")(x)
-        x = keras.layers.Dropout(options.dropout, name=f"dropout{index + 1}")(x)
-    out = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=OUTPUT_NAME)(x)
+        x = keras.layers.Dense(units, activation="relu", name=f"{prefix}dense{index + 1}")(x)
+        x = keras.layers.Dropout(options.dropout, name=f"{prefix}dropout{index + 1}")(x)
+    out = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=f"{prefix}{OUTPUT_NAME}")(x)
     return keras.Model(features, out, name="nsl_landmarks")
 
 
+def average_models(members: list):
+    """One flat functional model whose output is the mean of the members' probabilities (the members' trained
+    layers, no nested models: the exporter and QAT take it like any other); a single member is returned as is."""
+    import tf_keras as keras
+
+    if len(members) == 1:
+        return members[0]
+    features = keras.Input(members[0].input_shape[1:], name=INPUT_NAME, dtype="float32")
+    outputs = []
+    for member in members:
+        x = features
+        for layer in member.layers[1:]:
+            x = layer(x)
+        outputs.append(x)
+    return keras.Model(features, keras.layers.Average(name=OUTPUT_NAME)(outputs), name="nsl_landmarks")
+
+
 def augment(features: np.ndarray, options: LandmarkOptions, rng: np.random.Generator) -> np.ndarray:
-    """``options.copies`` augmented copies of each row (points in groups of 3: x, y, z about the wrist)."""
+    """``options.copies`` augmented copies of each row (points in groups of 3: x, y, z about the wrist; with
+    layout xyz21+angles the shape values are computed again from the moved points, as the device would)."""
+    from nsl.landmarks import POINTS, shape_features
+
+    if options.layout == "xyz21+angles":
+        moved = augment(features[:, :3 * POINTS], dataclasses.replace(options, layout="xyz21"), rng)
+        points = moved.reshape(len(moved), POINTS, 3).astype(np.float64)
+        return np.concatenate([moved, shape_features(points)], axis=1).astype(np.float32)
     copies = []
     for _ in range(options.copies):
-        points = features.reshape(len(features), -1, 3).astype(np.float64)
+        points = features.reshape(len(features), features.shape[1] // 3, 3).astype(np.float64)
         angle = np.deg2rad(rng.uniform(-options.rotation, options.rotation, len(points)))[:, None]
         x, y = points[..., 0].copy(), points[..., 1].copy()
         points[..., 0] = np.cos(angle) * x - np.sin(angle) * y
@@ -64,17 +89,33 @@ def _history(fit_history, seconds: float) -> list[dict]:
 
 
 def train_landmark_model(options: LandmarkOptions, arrays: dict, num_classes: int, seed: int, run: RunDir):
-    """Fit on ``arrays['train']`` (+ augmented copies), stop on ``arrays['val']``; saves ``landmarks.keras``.
-    Returns (model, history)."""
-    import tf_keras as keras
-
+    """Fit ``options.ensemble`` members (seeds ``seed``, ``seed + 1``, ...) on ``arrays['train']`` (+ augmented
+    copies), each stopping on ``arrays['val']``, and average them into one model; saves ``landmarks.keras``.
+    Returns (model, history): the history is the first member's (the others' lengths are logged)."""
     from nsl.train.checkpoint import save_model
 
+    started = time.perf_counter()
+    members, history = [], []
+    for index in range(options.ensemble):
+        prefix = f"m{index + 1}_" if options.ensemble > 1 else ""
+        member, member_history = _fit_member(options, arrays, num_classes, seed + index, prefix)
+        members.append(member)
+        history = history or member_history
+    model = average_models(members)
+    log.info("landmark model: %d member(s) trained in %.1f s", len(members), time.perf_counter() - started)
+    save_model(model, run.landmark_model)
+    return model, history
+
+
+def _fit_member(options: LandmarkOptions, arrays: dict, num_classes: int, seed: int, prefix: str):
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     train, val = arrays["train"], arrays["val"]
     x = np.concatenate([train["features"], augment(train["features"], options, rng)])
     y = np.concatenate([train["labels"]] * (options.copies + 1))
-    model = build_landmark_model(options, train["features"].shape[1], num_classes)
+    model = build_landmark_model(options, train["features"].shape[1], num_classes, prefix)
     model.compile(optimizer=keras.optimizers.Adam(options.lr), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     callbacks = [keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=5, min_lr=1e-6)]
@@ -86,10 +127,9 @@ def train_landmark_model(options: LandmarkOptions, arrays: dict, num_classes: in
                        batch_size=options.batch, shuffle=True, callbacks=callbacks, verbose=0)
     history = _history(fitted, time.perf_counter() - started)
     best = min(history, key=lambda e: e.get("val_loss", np.inf)) if history else {}
-    log.info("landmark model: %d epochs, best val loss %.4f (val accuracy %.3f) at epoch %s, %.1f s", len(history),
-             best.get("val_loss", np.nan), best.get("val_accuracy", np.nan), best.get("epoch"),
-             time.perf_counter() - started)
-    save_model(model, run.landmark_model)
+    log.info("landmark model%s: %d epochs, best val loss %.4f (val accuracy %.3f) at epoch %s, %.1f s",
+             f" {prefix.rstrip('_')}" if prefix else "", len(history), best.get("val_loss", np.nan),
+             best.get("val_accuracy", np.nan), best.get("epoch"), time.perf_counter() - started)
     return model, history
 
 

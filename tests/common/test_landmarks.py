@@ -41,6 +41,23 @@ def test_batch_and_world_layouts():
         hand_features(hands[0], "Right", layout="xyz21+world")
 
 
+def test_angle_layout_adds_shape_values_that_ignore_the_hands_pose_in_the_picture():
+    hand = _hand(3)
+    base = hand_features(hand, "Right", layout="xyz21+angles")
+    assert base.shape == (92,) and np.allclose(base[:63], hand_features(hand, "Right"))
+    turn = np.deg2rad(40)
+    rotation = np.array([[np.cos(turn), -np.sin(turn), 0], [np.sin(turn), np.cos(turn), 0], [0, 0, 1]])
+    turned = (hand - hand[0]) @ rotation.T * 1.7 + hand[0] + 90  # rotated in the image plane, nearer, moved
+    shape = hand_features(turned, "Right", layout="xyz21+angles")[63:]
+    assert np.allclose(shape, base[63:], atol=1e-5) and not np.allclose(
+        hand_features(turned, "Right")[:63], base[:63], atol=1e-2)
+    bends = base[63:78]  # cosines between consecutive bones
+    assert np.all(np.abs(bends) <= 1 + 1e-6)
+    straight = hand.copy()
+    straight[5:9] = hand[0] + np.outer(np.arange(1, 5), [10.0, -20.0, 0.0])  # the index finger in line
+    assert np.allclose(hand_features(straight, "Right", layout="xyz21+angles")[66:69], 1.0, atol=1e-6)
+
+
 def test_hands_file_round_trips(tmp_path):
     rows = [{"path": "0/a.jpg", "sha256": "x", "found": True, "landmarks": _hand(), "world": _hand() / 1000,
              "handedness": "Left", "handedness_score": 0.9, "box": [1, 2, 3, 4], "crop_box": [0, 1, 4, 5],

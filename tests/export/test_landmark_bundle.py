@@ -53,11 +53,13 @@ def test_both_models_train_fuse_and_export(fused_bundle):
 
 @pytest.mark.slow
 def test_a_landmark_only_run_exports_without_a_cnn(test_cache, tmp_path):
+    """And its model is an averaged ensemble (landmarks.ensemble=2): still one file per format, gated like any."""
     from tests.train.conftest import make_synth, tiny_overrides
 
     data = make_synth(test_cache / "synth_tiny")
     hands = write_synthetic_hands(data, tmp_path / "hands.npz")
-    run_nsl("train", *tiny_overrides(data=data, hands=hands, models="landmarks", **{"landmarks.epochs": 20}),
+    run_nsl("train", *tiny_overrides(data=data, hands=hands, models="landmarks",  # two members: one averaged file
+                                     **{"landmarks.epochs": 20, "landmarks.ensemble": 2}),
             f"--project={tmp_path}", "--name=lm", python=env_python("train"))
     run_nsl("export", tmp_path / "lm", "--int8", "--latency-runs", "1", "--max-drop", "100",
             python=env_python("train"))
@@ -69,6 +71,10 @@ def test_a_landmark_only_run_exports_without_a_cnn(test_cache, tmp_path):
     assert all(bundle.files[name]["metrics"]["fidelity"]["n_images"] == sum(gate["images"].values())
                for name in ("landmarks_int8.tflite", "landmarks_int8.onnx"))
     assert not (tmp_path / "lm" / "best.keras").exists() and (tmp_path / "lm" / "landmarks.keras").is_file()
+    import tf_keras as keras
+
+    layers = [layer.name for layer in keras.models.load_model(tmp_path / "lm" / "landmarks.keras").layers]
+    assert {"m1_predictions", "m2_predictions"} <= set(layers) and layers[-1] == "predictions"
 
 
 def test_models_need_a_hands_file_with_a_one_line_error(test_cache, tmp_path):

@@ -116,3 +116,32 @@ def test_batchnorm_momentum_settles_fast_from_random_weights():
 def test_pretrained_backbones_keep_their_batchnorm_momentum():
     model = build_classifier(_config(imgsz=96, alpha=1.0, weights=str(SHARED_WEIGHTS)), 5)
     assert _bn_momenta(model) == {0.999}
+
+
+def test_a_landmark_ensemble_is_one_flat_model_that_averages_its_members(tmp_path):
+    """landmarks.ensemble=3: three members trained with seeds 5, 6, 7, averaged into one flat model (what the
+    exporter converts) whose answer is the mean of the members' answers; ensemble=1 is the single model."""
+    import dataclasses
+
+    from nsl.options import LandmarkOptions
+    from nsl.rundir import RunDir
+    from nsl.train.landmark_model import train_landmark_model
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (3, 63))
+    labels = np.repeat(np.arange(3), 8)
+    part = lambda: {"features": (centres[labels] + rng.normal(0, 0.3, (24, 63))).astype("float32"), "labels": labels}
+    arrays = {"train": part(), "val": part()}
+    options = dataclasses.replace(LandmarkOptions(), ensemble=3, epochs=3, copies=1, hidden=(8,))
+    model, history = train_landmark_model(options, arrays, 3, 5, RunDir(tmp_path))
+    assert not any(isinstance(layer, keras.Model) for layer in model.layers), "a nested Model breaks QAT"
+    members = [name for name in (layer.name for layer in model.layers) if name.endswith("_predictions")]
+    assert members == ["m1_predictions", "m2_predictions", "m3_predictions"] and model.output_names == ["predictions"]
+    x, saved = arrays["val"]["features"], keras.models.load_model(tmp_path / "landmarks.keras")
+    each = keras.Model(saved.input, [saved.get_layer(name).output for name in members])(x)
+    np.testing.assert_allclose(model(x).numpy(), saved(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(model(x).numpy(), np.mean([p.numpy() for p in each], axis=0), rtol=1e-5, atol=1e-6)
+    assert len({float(p.numpy()[0, 0]) for p in each}) == 3, "members with different seeds must differ"
+    assert history and (tmp_path / "landmarks.keras").is_file()
+    single, _ = train_landmark_model(dataclasses.replace(options, ensemble=1), arrays, 3, 5, RunDir(tmp_path / "one"))
+    assert [layer.name for layer in single.layers][-1] == "predictions" and len(single.layers) == 4
