@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nsl.dataset import scan_dataset
-from nsl.edge.hands import MediaPipeHands
+from nsl.edge.hands import STILL_PADDING, STILL_RETRY_PADDING, MediaPipeHands
 from nsl.errors import NslError
 from nsl.fileio import sha256_of
 from nsl.landmarks import HandsTable, default_hands_path
@@ -24,7 +24,6 @@ from nsl.preprocess import CropSpec, crop_box, read_image
 
 log = logging.getLogger(__name__)
 
-STILL_PADDING = 0.25  # as nsl predict
 
 
 def _row(path: Path, relative: str, digest: str, hands: MediaPipeHands, spec: CropSpec) -> dict:
@@ -51,11 +50,11 @@ def collect_hands(root: str | Path, hand_model: str | Path, out: str | Path | No
     root = Path(index.root).resolve()
     out = Path(out) if out else default_hands_path(root)
     spec = CropSpec(margin=margin, square=square)
-    meta = {"hand_model": Path(hand_model).name, "mode": "image", "padding": STILL_PADDING, "margin": margin,
-            "square": square}
+    meta = {"hand_model": Path(hand_model).name, "mode": "image", "padding": STILL_PADDING,
+            "retry_padding": STILL_RETRY_PADDING, "margin": margin, "square": square}  # as nsl predict
     previous = _previous(out, root, meta, force)
     rows, redone = [], 0
-    with MediaPipeHands(hand_model, max_hands=1, mode="image", still_padding=STILL_PADDING) as hands:
+    with MediaPipeHands(hand_model, max_hands=1, mode="image") as hands:
         for sample in tqdm(index.samples, desc="hands", unit="img", leave=False):
             path = Path(sample.path)
             relative, digest = path.resolve().relative_to(root).as_posix(), sha256_of(path)

@@ -233,17 +233,17 @@ class LandmarkOptions:
                       "features: xyz21 (21 image landmarks, 63 values) | xyz21+world (and the 21 world landmarks) | "
                       "xyz21+angles (and 29 pose-free shape values: joint bends, finger spreads, fingertip distances)")
     hidden: tuple = opt((128, 64), ListOf(item=Int(low=1)), "units of the hidden layers")
-    dropout: float = opt(0.2, Float(low=0.0, high=1.0, high_open=True), "dropout after each hidden layer")
+    dropout: float = opt(0.4, Float(low=0.0, high=1.0, high_open=True), "dropout after each hidden layer")
     epochs: int = opt(60, Int(low=1), "maximum epochs (each over the training hands and their augmented copies)")
     lr: float = opt(1.0e-3, Float(low=0.0, low_open=True), "learning rate (Adam)")
     batch: int = opt(32, Int(low=1), "batch size")
     patience: int = opt(15, Int(low=0), "early stopping on validation loss (0 = off)")
-    copies: int = opt(10, Int(low=0), "augmented copies of each training hand per epoch")
+    copies: int = opt(20, Int(low=0), "augmented copies of each training hand per epoch")
     rotation: float = opt(15.0, Float(low=0.0, high=180.0), "max in-plane rotation about the wrist, degrees")
     scale: float = opt(0.10, Float(low=0.0, high=0.9), "max scale change, fraction")
     jitter: float = opt(0.02, Float(low=0.0, high=1.0), "Gaussian noise on each coordinate (hand size = 1)")
     mirror: bool = opt(False, Bool(), "also mirror hands (x -> -x): makes the model blind to which hand signs")
-    ensemble: int = opt(1, Int(low=1, high=16), "members trained with seeds seed, seed+1, ... and averaged into one "
+    ensemble: int = opt(5, Int(low=1, high=16), "members trained with seeds seed, seed+1, ... and averaged into one "
                         "model (one file in the bundle; each member costs its training time and about 10 k weights)")
     fusion_on: str = opt("val", Choice(values=("val", "groups")),
                          "models=both: where the fusion weight is chosen: val (the validation split) | groups (each "

@@ -255,6 +255,8 @@ class RunDir:
         saved.setdefault("epochs_mode", "per_phase")  # saved before epochs meant the run's total: keep its meaning
         for key, then in (("strategy", "progressive"), ("crop", "image"), ("models", "cnn")):
             saved.setdefault(key, then)  # a config saved before the key existed (or before auto): what it meant then
+        if isinstance(saved.get("landmarks"), dict):
+            saved["landmarks"].setdefault("ensemble", 1)  # saved before landmark ensembles: one model
         return resolve(base=saved, check_paths=False)
 
     def labels(self) -> list[Label]:

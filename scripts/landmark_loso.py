@@ -53,6 +53,8 @@ VARIANTS = {
     "ensemble 5 + dropout 0.4 + copies 20": {"ensemble": 5, "dropout": 0.4, "copies": 20},
     "angles": {"layout": "xyz21+angles"},
     "angles + ensemble 5": {"layout": "xyz21+angles", "ensemble": 5},
+    "angles + ensemble 5 + dropout 0.4 + copies 20": {"layout": "xyz21+angles", "ensemble": 5, "dropout": 0.4,
+                                                      "copies": 20},
 }
 
 

@@ -34,3 +34,9 @@ def test_a_config_saved_before_the_auto_defaults_keeps_its_meaning(tmp_path):
     options = RunDir(tmp_path).options()
     assert (options.hparams.strategy, options.preprocess.crop, options.model.models) == ("progressive", "image",
                                                                                           "cnn")
+
+
+def test_a_run_saved_before_landmark_ensembles_keeps_one_landmark_model(tmp_path):
+    (tmp_path / "config.yaml").write_text("imgsz: 48\nlandmarks:\n  dropout: 0.2\n", encoding="utf-8")
+    assert RunDir(tmp_path).options().landmarks.ensemble == 1  # what it trained (a resume must not make five)
+    assert resolve().landmarks.ensemble == 5  # a new run: the default, chosen on the training signers
