@@ -25,7 +25,6 @@ from nsl.preprocess import CropSpec, crop_box, read_image
 log = logging.getLogger(__name__)
 
 
-
 def _row(path: Path, relative: str, digest: str, hands: MediaPipeHands, spec: CropSpec) -> dict:
     row = {"path": relative, "sha256": digest, "found": False}
     try:

@@ -145,3 +145,20 @@ def test_a_landmark_ensemble_is_one_flat_model_that_averages_its_members(tmp_pat
     assert history and (tmp_path / "landmarks.keras").is_file()
     single, _ = train_landmark_model(dataclasses.replace(options, ensemble=1), arrays, 3, 5, RunDir(tmp_path / "one"))
     assert [layer.name for layer in single.layers][-1] == "predictions" and len(single.layers) == 4
+
+
+def test_augmenting_the_angle_layout_moves_the_points_and_recomputes_the_shape_values():
+    import dataclasses
+
+    from nsl.landmarks import hand_features
+    from nsl.options import LandmarkOptions
+    from nsl.train.landmark_model import augment
+
+    rng = np.random.default_rng(1)
+    hands = rng.uniform(100, 300, (4, 21, 3))
+    features = hand_features(hands, ["Right"] * 4, layout="xyz21+angles")
+    options = dataclasses.replace(LandmarkOptions(), layout="xyz21+angles", copies=3, jitter=0.0)
+    moved = augment(features, options, np.random.default_rng(0))
+    assert moved.shape == (12, 92) and moved.dtype == np.float32
+    assert not np.allclose(moved[:4, :63], features[:, :63], atol=1e-3)  # rotated and scaled
+    np.testing.assert_allclose(moved[:4, 63:82], features[:, 63:82], atol=1e-5)  # bends and spreads: pose-free
