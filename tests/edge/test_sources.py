@@ -178,8 +178,8 @@ def test_a_stream_that_sends_nothing_times_out_with_a_message_and_is_retried(tmp
     monkeypatch.setattr(sources, "STREAM_TIMEOUT_S", 1)
     clip = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for value in range(12):
-        writer.write(np.full((48, 64, 3), value * 20, np.uint8))
+    for value in range(120):  # long enough that a loaded machine does not drain it before 5 are taken
+        writer.write(np.full((48, 64, 3), value * 2, np.uint8))
     writer.release()
     server = _SilentThenServing(clip.read_bytes())
     caplog.set_level(logging.INFO, logger="nsl.edge.sources")
@@ -193,4 +193,6 @@ def test_a_stream_that_sends_nothing_times_out_with_a_message_and_is_retried(tmp
         source.stop()
     finally:
         server.close()
-    assert len(frames) == 5 and source.reconnects == 1 and server.connections >= 2
+    # The frames can only come from a retry (the first open gave up). A live source drops frames nobody takes, so
+    # on a loaded machine the served clip can end before 5 are taken and be reopened once more: >= 1, not == 1.
+    assert len(frames) == 5 and source.reconnects >= 1 and server.connections >= 2
