@@ -2,8 +2,8 @@
 
     fused = softmax((1 - w) * log p_cnn + w * log p_landmarks)
 
-``w`` is chosen on the validation split (``choose_weight``: the weight of a grid with the best top-1, ties to the
-lower log-loss, then to the middle) and recorded in the bundle, so the device fuses exactly as it was measured.
+``w`` is chosen on the validation split (``choose_weight``: of the weights of a grid within one standard error of
+the best top-1, the nearest 0.5) and recorded in the bundle, so the device fuses exactly as it was measured.
 Where no hand was found (the ``--roi`` path, or a photo MediaPipe misses) the CNN answers alone. numpy only: the
 train side chooses the weight, the device applies it, with the same function.
 """
@@ -39,11 +39,21 @@ def _scores(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def choose_weight(cnn: np.ndarray, landmarks: np.ndarray, labels: np.ndarray) -> tuple[float, list[dict]]:
-    """The landmark weight of ``GRID`` with the best top-1 on these (validation) images, ties to the lower log-loss
-    and then to 0.5; and every weight's figures (what the choice was made from)."""
+    """The landmark weight of ``GRID`` chosen on these (validation) images, and every weight's figures (what the
+    choice was made from).
+
+    The one-standard-error rule: every weight whose top-1 is within one binomial standard error of the best (and
+    not below either model alone) is as good as the best on this evidence, and of those the one nearest 0.5 (equal
+    trust) is taken, ties to the lower log-loss. A validation split holds a few dozen images of the training
+    signers; a weight that wins there by one image says more about those images than about new people, and on
+    held-out training signers the extreme weights it picked were the ones that lost (docs/TRAINING.md)."""
     table = []
     for weight in GRID:
         top1, nll = _scores(fuse(cnn, landmarks, weight), labels)
         table.append({"weight": weight, "top1": top1, "nll": nll})
-    best = min(table, key=lambda row: (-row["top1"], row["nll"], abs(row["weight"] - 0.5)))
-    return best["weight"], table
+    best = max(row["top1"] for row in table)
+    error = float(np.sqrt(best * (1 - best) / max(len(labels), 1)))
+    floor = max(best - error, table[0]["top1"], table[-1]["top1"]) - 1e-9
+    chosen = min((row for row in table if row["top1"] >= floor),
+                 key=lambda row: (abs(row["weight"] - 0.5), row["nll"], row["weight"]))
+    return chosen["weight"], table

@@ -96,3 +96,31 @@ def test_fusion_is_never_below_the_better_input_on_the_images_it_was_chosen_on()
     has = ~np.isnan(landmarks).any(axis=1)
     assert np.allclose(fuse(cnn, landmarks, 1.0)[has], landmarks[has], atol=1e-5)
     assert np.allclose(fuse(cnn, landmarks, 0.7)[~has], cnn[~has])
+
+
+def _disputed(copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-class answers whose fused top-1 over the weight grid is known: 37 images both models get right, 10 both
+    get wrong, and three disputed ones right only for w > 0.07 (X), w < 0.93 (Y) and w < 0.12 (Z). So w = 0.10 wins
+    by one image (X, Y, Z), every weight from 0.15 to 0.90 has X and Y, w = 0 has Y and Z, w = 1 only X."""
+    def pair(cnn_logodds: float, landmark_logodds: float) -> tuple[list, list]:
+        p_cnn, p_lm = 1 / (1 + np.exp(-cnn_logodds)), 1 / (1 + np.exp(-landmark_logodds))
+        return [1 - p_cnn, p_cnn], [1 - p_lm, p_lm]  # class 1 is the truth
+
+    rows = [pair(3.0, 3.0)] * 37 + [pair(-3.0, -3.0)] * 10
+    for threshold, cnn_right in ((0.07, False), (0.93, True), (0.12, True)):
+        a, b = 4 * threshold, 4 * (1 - threshold)  # right for w < a / (a + b) when the CNN is the one right
+        rows.append(pair(a, -b) if cnn_right else pair(-a, b))
+    cnn, landmarks = (np.array([r[k] for r in rows] * copies) for k in (0, 1))
+    return cnn, landmarks, np.ones(len(cnn), int)
+
+
+def test_a_weight_that_wins_by_one_image_of_fifty_is_not_trusted_over_equal_weights():
+    """The one-standard-error rule: on 50 images, one image (2 points, under one standard error) does not move the
+    weight off 0.5; the same pattern on 1,000 images (20 images) does."""
+    cnn, landmarks, truth = _disputed(copies=1)
+    weight, grid = choose_weight(cnn, landmarks, truth)
+    top1 = {row["weight"]: row["top1"] for row in grid}
+    assert top1[0.1] == max(top1.values()) and top1[0.1] - top1[0.5] == pytest.approx(1 / 50)  # the planted curve
+    assert weight == 0.5
+    cnn, landmarks, truth = _disputed(copies=20)
+    assert choose_weight(cnn, landmarks, truth)[0] == 0.1
