@@ -197,9 +197,10 @@ def fusion_lines(fusion: dict | None, options: Options) -> list[str]:
             "| model | top-1 | images |", "|---|---|---|",
             *[f"| {name} | {test[name]['top1']:.4f} | {test[name]['n_images']} |" for name in ("fused", "cnn",
                                                                                             "landmarks")],
-            "", f"Fused: log-linear, landmark weight {fusion['weight']:.2f} chosen on the {fusion['chosen_on']}; a "
-                f"hand was found in {fusion['test_hand_found']:.0%} of the test images (the CNN answers alone where "
-                f"none was). Landmarks: images with a hand only.", *_val_choice_lines(fusion)]
+            "", f"Fused: log-linear, landmark weight {fusion['weight']:.2f} chosen on the {fusion['chosen_on']} (of the "
+                f"weights within one standard error of the best top-1 there, the nearest 0.5); a hand was found in "
+                f"{fusion['test_hand_found']:.0%} of the test images (the CNN answers alone where none was). "
+                f"Landmarks: images with a hand only.", *_val_choice_lines(fusion)]
 
 
 def _val_choice_lines(fusion: dict) -> list[str]:
