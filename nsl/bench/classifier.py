@@ -64,6 +64,17 @@ def real_images(images: str | None, clip: str | None, count: int = MAX_IMAGES) -
     return [read_image(p) for p in paths], f"{len(paths)} images of {path}"
 
 
+def landmark_inputs(hands: str, layout: str, count: int = MAX_IMAGES) -> list[np.ndarray]:
+    """Landmark-model inputs: the features of up to ``count`` hands a hands file (nsl data hands) found."""
+    from nsl.landmarks import HandsTable
+
+    table = HandsTable.load(hands)
+    rows = sample(list(np.flatnonzero(table.found)), count)
+    if not rows:
+        raise NslError(f"--hands {hands}: no hand was found in any image of this hands file")
+    return list(table.features(np.array(rows), layout).astype(np.float32))
+
+
 def _label(name: str, entry: dict) -> str:
     return f"{entry.get('precision', '?')}{' QAT' if entry.get('qat') or 'qat' in name else ''}"
 
@@ -87,9 +98,13 @@ def classifier_section(args) -> dict:
     repeats = positive(args.repeats, 3, 1, args.quick, "repeats")
     bundle = open_bundle(args.model)
     images, origin = real_images(args.images or args.data, args.clip)
-    crops = [prepare(image, bundle.crop) for image in images]
+    inputs = {"cnn": [prepare(image, bundle.crop) for image in images]}
+    if args.hands:
+        inputs["landmarks"] = landmark_inputs(args.hands, bundle.feature_layout or "xyz21")
     cores = os.cpu_count() or 1
-    names = sorted(bundle.files, key=lambda n: (bundle.files[n]["format"], n != "model_fp32.tflite", n))
+    names = sorted((n for n in bundle.files if bundle.files[n].get("model", "cnn") in inputs),
+                   key=lambda n: (bundle.files[n]["format"], n != "model_fp32.tflite", n))
+    skipped = sorted(set(bundle.files) - set(names))
     configs = [(name, threads) for name in names for threads in sorted({1, cores})]
     samples: dict[tuple, list[dict]] = {config: [] for config in configs}
     with tqdm(total=len(configs) * repeats, desc="classifier", unit="file", file=sys.stderr,
@@ -97,7 +112,7 @@ def classifier_section(args) -> dict:
         for _ in range(repeats):
             for name, threads in configs:
                 classifier = open_classifier(bundle.path / name, threads)
-                times = time_calls(classifier, crops, runs, warmup)
+                times = time_calls(classifier, inputs[bundle.files[name].get("model", "cnn")], runs, warmup)
                 del classifier
                 p50, p90 = percentiles(times)
                 samples[(name, threads)].append({"p50": p50, "p90": p90, "per_s": 1000 * len(times) / sum(times)})
@@ -117,6 +132,12 @@ def classifier_section(args) -> dict:
     columns = ["file", "runtime", "precision", "threads", "p50 ms", "p90 ms", "images/s", "ratio to fp32 TFLite",
                "size MB"]
     notes = _classifier_notes(rows, cores)
+    if args.hands:
+        notes.append(f"landmark files: the features of {len(inputs['landmarks'])} hands of {args.hands} "
+                     f"(nsl.landmarks.hand_features, layout {bundle.feature_layout or 'xyz21'}); the ratio column "
+                     f"compares them with the CNN's fp32 file, not like with like")
+    if skipped:
+        notes.append(f"not timed: {', '.join(skipped)} (landmark model files need --hands HANDS.npz)")
     raw = {"bundle": str(bundle.path), "runs": runs, "warmup": warmup, "repeats": repeats, "images": origin,
            "samples": [{"file": n, "threads": t, "rounds": samples[(n, t)]} for n, t in configs]}
     return section("classifier", "Classifier latency, batch 1", [table(caption, columns, rows)], notes, raw, PACKAGES)
@@ -140,6 +161,8 @@ def parse_args(argv):
     parser.add_argument("--images", default=None, metavar="DIR", help="real images to classify")
     parser.add_argument("--data", default=None, metavar="DIR", help="labelled images (if no --images)")
     parser.add_argument("--clip", default=None, metavar="VIDEO|DIR", help="a recorded clip's frames (if neither)")
+    parser.add_argument("--hands", default=None, metavar="HANDS.npz",
+                        help="a hands file (nsl data hands): its hands' features time the bundle's landmark model")
     return parser.parse_args(argv)
 
 

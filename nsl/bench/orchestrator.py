@@ -43,7 +43,7 @@ class SectionInfo:
 
 DATA_DEFAULT = (("data", "NSL_REAL_DATA"),)  # the training sections default to $NSL_REAL_DATA/asl_36
 SECTIONS = {  # each runs as python -m nsl.bench.<name>
-    "classifier": SectionInfo("edge", ("model", "images", "data", "clip"), ("model",)),
+    "classifier": SectionInfo("edge", ("model", "images", "data", "clip", "hands"), ("model",)),
     "app": SectionInfo("edge", ("model", "clip", "hand_model"), ("model", "clip")),
     "training": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
     "sweep": SectionInfo("train", ("data", "weights"), ("data",), DATA_DEFAULT),
@@ -278,7 +278,8 @@ def add_commands(commands) -> None:
                         help="backbone weights: a Keras no-top file, imagenet or none (training, sweep)")
     parser.add_argument("--hand-model", default=None, metavar="PATH", help="hand_landmarker.task (app)")
     parser.add_argument("--hands", default=None, metavar="HANDS.npz",
-                        help="the --data folder's hands file, from nsl data hands (signers)")
+                        help="the --data folder's hands file, from nsl data hands (signers; classifier: times "
+                             "the bundle's landmark model on its hands)")
     parser.add_argument("--sections", default=None, metavar="LIST",
                         help=f"comma-separated, of {','.join(SECTIONS)} (default all that can run, except "
                              f"{','.join(n for n, i in SECTIONS.items() if i.opt_in)}: only when named)")
