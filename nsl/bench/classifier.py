@@ -98,11 +98,13 @@ def classifier_section(args) -> dict:
     repeats = positive(args.repeats, 3, 1, args.quick, "repeats")
     bundle = open_bundle(args.model)
     images, origin = real_images(args.images or args.data, args.clip)
+    layout = bundle.feature_layout or "xyz21"
     inputs = {"cnn": [prepare(image, bundle.crop) for image in images]}
     if args.hands:
-        inputs["landmarks"] = landmark_inputs(args.hands, bundle.feature_layout or "xyz21")
+        inputs["landmarks"] = landmark_inputs(args.hands, layout)
+    kind_of = {name: entry.get("model", "cnn") for name, entry in bundle.files.items()}
     cores = os.cpu_count() or 1
-    names = sorted((n for n in bundle.files if bundle.files[n].get("model", "cnn") in inputs),
+    names = sorted((n for n in bundle.files if kind_of[n] in inputs),
                    key=lambda n: (bundle.files[n]["format"], n != "model_fp32.tflite", n))
     skipped = sorted(set(bundle.files) - set(names))
     configs = [(name, threads) for name in names for threads in sorted({1, cores})]
@@ -112,7 +114,7 @@ def classifier_section(args) -> dict:
         for _ in range(repeats):
             for name, threads in configs:
                 classifier = open_classifier(bundle.path / name, threads)
-                times = time_calls(classifier, inputs[bundle.files[name].get("model", "cnn")], runs, warmup)
+                times = time_calls(classifier, inputs[kind_of[name]], runs, warmup)
                 del classifier
                 p50, p90 = percentiles(times)
                 samples[(name, threads)].append({"p50": p50, "p90": p90, "per_s": 1000 * len(times) / sum(times)})
@@ -134,7 +136,7 @@ def classifier_section(args) -> dict:
     notes = _classifier_notes(rows, cores)
     if args.hands:
         notes.append(f"landmark files: the features of {len(inputs['landmarks'])} hands of {args.hands} "
-                     f"(nsl.landmarks.hand_features, layout {bundle.feature_layout or 'xyz21'}); the ratio column "
+                     f"(nsl.landmarks.hand_features, layout {layout}); the ratio column "
                      f"compares them with the CNN's fp32 file, not like with like")
     if skipped:
         notes.append(f"not timed: {', '.join(skipped)} (landmark model files need --hands HANDS.npz)")

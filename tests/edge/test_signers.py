@@ -3,6 +3,7 @@ through the device path, on real photos (edge environment: MediaPipe, no TensorF
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -108,3 +109,25 @@ def test_val_through_the_device_path_on_real_photos(tiny_bundle, photos, hand_mo
     assert sum(map(sum, metrics["confusion_matrix"])) == 7
     table = run_nsl("val", tiny_bundle, "--data", photos, "--hand-model", hand_model, python=env_python("edge"))
     assert "device path: 7 images" in table.stdout and "| cnn (default) |" in table.stdout
+
+
+def test_the_classifier_bench_times_the_landmark_files_on_the_hands_of_a_hands_file(fused_bundle, photos, tmp_path):
+    """nsl bench --sections classifier on a fused bundle: with --hands every file is timed, the landmark files on
+    landmark features; without it the CNN files alone, and a note names the files left out and the option."""
+    hands = Path(fused_bundle).parent / "synth_tiny_hands.npz"
+    files = open_bundle(fused_bundle).files
+    landmark_files = {name for name, entry in files.items() if entry.get("model") == "landmarks"}
+    assert landmark_files and landmark_files != set(files)
+    timed = {}
+    for name, extra in (("with", ["--hands", hands]), ("without", [])):
+        out = tmp_path / name
+        run_nsl("bench", "--model", fused_bundle, "--images", photos, "--sections", "classifier", "--quick",
+                "--out", out, *extra, python=env_python("edge"), timeout=300)
+        section = json.loads((out / "bench.json").read_text(encoding="utf-8"))["sections"]["classifier"]
+        table = section["tables"][0]
+        rows = [dict(zip(table["columns"], row)) for row in table["rows"]]
+        assert all(0 < row["p50 ms"] <= row["p90 ms"] for row in rows)
+        timed[name] = ({row["file"] for row in rows}, " ".join(section["notes"]))
+    assert timed["with"][0] == set(files) and "landmark files: the features of" in timed["with"][1]
+    assert timed["without"][0] == set(files) - landmark_files
+    assert "not timed: " + ", ".join(sorted(landmark_files)) in timed["without"][1] and "--hands" in timed["without"][1]
