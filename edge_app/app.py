@@ -179,7 +179,7 @@ class App:
         with self.timer.stage("crop"):
             spec = self.bundle.crop
             boxes = [crop_box(hand.box, spec, hand.grow) for hand in hands]
-            crops = [crop_hand(frame.image, hand.box, spec, hand.grow) for hand in hands]
+            crops = [crop_hand(frame.image, hand.box, spec, hand.grow, hand.handedness) for hand in hands]
         with self.timer.stage("classify"):
             job = self.worker.submit(self._classify, crops, hands) if crops else None
         return Step(frame, hands, boxes, job)

@@ -63,7 +63,7 @@ def device_path_metrics(bundle: Bundle, samples: list, hand_model: str | Path, b
 def _top1(recognizer: Recognizer, image: np.ndarray, hands: list, bundle: Bundle) -> int:
     """The recognizer's top-1 for one photo (-1: it could not name it)."""
     if hands:
-        crops = np.stack([crop_hand(image, hands[0].box, bundle.crop, hands[0].grow)])
+        crops = np.stack([crop_hand(image, hands[0].box, bundle.crop, hands[0].grow, hands[0].handedness)])
     else:  # no hand found: the CNN names the whole picture, the landmark model cannot answer
         crops, hands = prepare(image, bundle.crop)[None], [_NoHand()]
     probs, answered = recognizer.predict(crops, hands)

@@ -6,7 +6,7 @@ detector runs only when a hand is lost) and IMAGE mode for stills, where the pic
 first (a hand that fills the picture defeats the palm detector). ``RoiHands`` reports one fixed region, as
 the dataset's capture tool cropped it, and ``WholeImage`` the whole picture (a ready crop).
 
-A hand carries its box only; ``nsl.preprocess.crop_hand(frame, hand.box, spec, hand.grow)`` cuts the
+A hand carries its box; ``nsl.preprocess.crop_hand(frame, hand.box, spec, hand.grow, hand.handedness)`` cuts the
 classifier input from it and ``crop_box`` (same arguments, no frame) is the box that input was cut at.
 """
 

@@ -65,7 +65,7 @@ class ImageRecognizer:
         hands = self.tracker.detect(frame)
         if not hands:
             return []
-        crops = np.stack([crop_hand(frame, hand.box, self.bundle.crop, hand.grow) for hand in hands])
+        crops = np.stack([crop_hand(frame, hand.box, self.bundle.crop, hand.grow, hand.handedness) for hand in hands])
         probs, answered = self.models.predict(crops, hands)
         return [self._prediction(hand, row, models) for hand, row, models in zip(hands, probs, answered)]
 

@@ -43,7 +43,7 @@ def _classify(image: np.ndarray, tracker, bundle, classifier) -> tuple[list[tupl
     ``classifier``: a ``Recognizer`` (CNN, landmark model or both fused) or a plain classifier of crops."""
     spec = bundle.crop
     hands = tracker.detect(image)
-    crops = [crop_hand(image, hand.box, spec, hand.grow) for hand in hands]
+    crops = [crop_hand(image, hand.box, spec, hand.grow, hand.handedness) for hand in hands]
     if not crops:
         return [], np.zeros((0, len(bundle.labels)))
     if isinstance(classifier, Recognizer):

@@ -36,7 +36,7 @@ def load_images(samples: list[Sample], spec: CropSpec, root: str | Path | None =
     images, labels, skipped = [], [], []
     for sample in tqdm(samples, desc=what, unit="img", leave=False):
         try:
-            images.append(load_input(sample_path(sample, root), spec, sample.box))
+            images.append(load_input(sample_path(sample, root), spec, sample.box, sample.side))
             labels.append(sample.label)
         except NslError as err:
             skipped.append(str(err))

@@ -154,6 +154,9 @@ class PreprocessOptions:
     crop_margin: float = opt(0.10, Float(low=0.0, high=2.0), "margin added to each side of the hand box on the "
                                                              "device, as a fraction of its size")
     crop_square: bool = opt(True, Bool(), "make the hand box square before cropping")
+    crop_mirror: bool = opt(True, Bool(), "mirror the crop of a hand MediaPipe calls Left, so the CNN always sees a "
+                                          "right hand, as the landmark features do (a left-handed signer then signs "
+                                          "like the right-handed ones)")
 
     def __post_init__(self):
         if self.color_mode == "binary" and self.threshold_block % 2 == 0:
@@ -375,7 +378,8 @@ class Options:
 
         p = self.preprocess
         return CropSpec(size=self.model.imgsz, color_mode=p.color_mode, margin=p.crop_margin, square=p.crop_square,
-                        blur=p.blur, threshold_block=p.threshold_block, threshold_c=p.threshold_c)
+                        blur=p.blur, threshold_block=p.threshold_block, threshold_c=p.threshold_c,
+                        mirror_left=p.crop_mirror)
 
     def check_paths(self) -> "Options":
         """The files a new run reads exist (a saved run's options are not re-checked: files may have moved)."""

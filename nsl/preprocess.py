@@ -47,6 +47,7 @@ class CropSpec:
     blur: int = 5
     threshold_block: int = 11
     threshold_c: int = 2
+    mirror_left: bool = False  # a hand MediaPipe calls Left is mirrored, so the classifier always sees a right hand
 
     def __post_init__(self):
         """Checked here as well as by the options: a bundle's metadata builds one from JSON a user may edit."""
@@ -55,8 +56,9 @@ class CropSpec:
         _check_number("blur", self.blur, int, 0)
         _check_number("threshold_block", self.threshold_block, int, 0)
         _check_number("threshold_c", self.threshold_c, (int, float), float("-inf"))
-        if not isinstance(self.square, bool):
-            raise NslError(f"square must be true or false, got {self.square!r}")
+        for name in ("square", "mirror_left"):
+            if not isinstance(getattr(self, name), bool):
+                raise NslError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.color_mode not in COLOR_MODES:
             raise NslError(f"color_mode {self.color_mode!r} is not one of {', '.join(COLOR_MODES)}")
         if self.color_mode == "binary" and (self.threshold_block < 3 or self.threshold_block % 2 == 0):
@@ -66,7 +68,8 @@ class CropSpec:
     def from_config(cls, config: dict) -> "CropSpec":
         return cls(size=int(config["imgsz"]), color_mode=config["color_mode"], margin=float(config["crop_margin"]),
                    square=bool(config["crop_square"]), blur=int(config["blur"]),
-                   threshold_block=int(config["threshold_block"]), threshold_c=int(config["threshold_c"]))
+                   threshold_block=int(config["threshold_block"]), threshold_c=int(config["threshold_c"]),
+                   mirror_left=bool(config.get("crop_mirror", False)))
 
     @classmethod
     def from_dict(cls, data: dict) -> "CropSpec":
@@ -231,17 +234,26 @@ def crop_box(box, spec: CropSpec, grow: bool = True) -> tuple[float, float, floa
     return expand_box(box, spec.margin, spec.square)
 
 
-def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec, grow: bool = True) -> np.ndarray:
-    """The device path, also training's: hand box -> its crop (``crop_box``) -> classifier input (``prepare``)."""
-    return prepare(crop(frame_rgb, crop_box(box, spec, grow)), spec)
+def mirrors(spec: CropSpec, side: str) -> bool:
+    """Whether the crop of a hand of this handedness (MediaPipe's "Left" / "Right", "" unknown) is mirrored: a
+    Left hand when ``spec.mirror_left``, so a left-handed signer's crop shows the same sign made with the right hand
+    (the landmark features mirror the same hands, ``nsl.landmarks``)."""
+    return spec.mirror_left and str(side).lower() == "left"
 
 
-def prepare_input(image: np.ndarray, spec: CropSpec, box=None) -> np.ndarray:
+def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec, grow: bool = True, side: str = "") -> np.ndarray:
+    """The device path, also training's: hand box -> its crop (``crop_box``), mirrored when ``mirrors(spec,
+    side)`` -> classifier input (``prepare``)."""
+    cut = crop(frame_rgb, crop_box(box, spec, grow))
+    return prepare(cv2.flip(cut, 1) if mirrors(spec, side) else cut, spec)
+
+
+def prepare_input(image: np.ndarray, spec: CropSpec, box=None, side: str = "") -> np.ndarray:
     """A decoded dataset image as the classifier's input: the device's crop around ``box`` (the hand's landmark
-    box, when the run crops to hands, ``crop=hands``), else the whole image as it is framed."""
-    return prepare(image, spec) if box is None else crop_hand(image, box, spec)
+    box, when the run crops to hands, ``crop=hands``; ``side`` its handedness), else the whole image as framed."""
+    return prepare(image, spec) if box is None else crop_hand(image, box, spec, side=side)
 
 
-def load_input(path: str | Path, spec: CropSpec, box=None) -> np.ndarray:
+def load_input(path: str | Path, spec: CropSpec, box=None, side: str = "") -> np.ndarray:
     """A dataset image file as the classifier's input (``read_image``, then ``prepare_input``)."""
-    return prepare_input(read_image(path), spec, box)
+    return prepare_input(read_image(path), spec, box, side)

@@ -253,7 +253,7 @@ class RunDir:
         if not isinstance(saved, dict):
             raise NslError(f"{self.config_file}: expected a mapping of key: value (a damaged run folder?)")
         saved.setdefault("epochs_mode", "per_phase")  # saved before epochs meant the run's total: keep its meaning
-        for key, then in (("strategy", "progressive"), ("crop", "image"), ("models", "cnn")):
+        for key, then in (("strategy", "progressive"), ("crop", "image"), ("models", "cnn"), ("crop_mirror", False)):
             saved.setdefault(key, then)  # a config saved before the key existed (or before auto): what it meant then
         if isinstance(saved.get("landmarks"), dict):
             saved["landmarks"].setdefault("ensemble", 1)  # saved before landmark ensembles: one model

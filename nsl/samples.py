@@ -10,7 +10,7 @@ from nsl.errors import DataError
 from nsl.fileio import atomic_path
 
 SPLITS = ("train", "val", "test")
-SPLIT_FIELDS = ("path", "label", "subset", "group", "split", "box")
+SPLIT_FIELDS = ("path", "label", "subset", "group", "split", "box", "side")
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Sample:
     subset: str = ""
     group: str = ""
     box: tuple | None = None  # the hand's landmark box (x0, y0, x1, y1, pixels) when the run crops to hands
+    side: str = ""            # that hand's handedness as MediaPipe calls it ("Left" / "Right"), "" unknown
 
 
 def _box_text(box) -> str:
@@ -34,14 +35,15 @@ def _box_of(text: str | None) -> tuple | None:
 
 
 def save_split(split: dict[str, list[Sample]], path: str | Path) -> Path:
-    """Write ``{'train': [...], 'val': [...], 'test': [...]}`` as CSV (path,label,subset,group,split), atomically."""
+    """Write ``{'train': [...], 'val': [...], 'test': [...]}`` as CSV (path, label, subset, group, split, box, side), atomically."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(SPLIT_FIELDS)
         for name in SPLITS:
             for sample in split.get(name, []):
-                writer.writerow([sample.path, sample.label, sample.subset, sample.group, name, _box_text(sample.box)])
+                writer.writerow([sample.path, sample.label, sample.subset, sample.group, name, _box_text(sample.box),
+                                 sample.side])
     return path
 
 
@@ -55,5 +57,6 @@ def load_split(path: str | Path) -> dict[str, list[Sample]]:
             if row.get("split") not in split:
                 raise DataError(f"{path}:{line_no}: split must be one of {', '.join(SPLITS)}, got {row.get('split')!r}")
             split[row["split"]].append(Sample(row["path"], int(row["label"]), row.get("subset") or "",
-                                              row.get("group") or "", _box_of(row.get("box"))))
+                                              row.get("group") or "", _box_of(row.get("box")),
+                                              row.get("side") or ""))
     return split

@@ -80,13 +80,16 @@ def _row(table: HandsTable, sample: Sample) -> int | None:
 
 
 def attach_boxes(split: dict[str, list[Sample]], table: HandsTable) -> tuple[dict[str, list[Sample]], dict]:
-    """Each sample with its hand's landmark box (None when no hand was found: it stays whole); and the counts."""
+    """Each sample with its hand's landmark box and handedness (None when no hand was found: it stays whole); and
+    the counts."""
     out, counts = {}, {}
     for name in SPLITS:
         samples = []
         for sample in split.get(name, []):
             row = _row(table, sample)
-            samples.append(replace(sample, box=None if row is None else tuple(float(v) for v in table.box[row])))
+            samples.append(replace(sample, box=None, side="") if row is None else
+                           replace(sample, box=tuple(float(v) for v in table.box[row]),
+                                   side=str(table.handedness[row])))
         out[name] = samples
         counts[name] = {"images": len(samples), "without_hand": sum(s.box is None for s in samples)}
     log.info("crop=hands: images without a hand stay whole: %s",

@@ -25,11 +25,11 @@ from nsl.samples import Sample
 log = logging.getLogger(__name__)
 
 
-def load_prepared(path: str, spec: CropSpec, box=None) -> tuple[np.ndarray, bool]:
-    """One file as the classifier's uint8 input (the hand crop when ``box``), and whether it could be read
-    (unreadable -> black, False)."""
+def load_prepared(path: str, spec: CropSpec, box=None, side: str = "") -> tuple[np.ndarray, bool]:
+    """One file as the classifier's uint8 input (the hand crop when ``box``, ``side`` its handedness), and whether
+    it could be read (unreadable -> black, False)."""
     try:
-        return load_input(path, spec, box), True
+        return load_input(path, spec, box, side), True
     except NslError as err:
         log.warning("skipped: %s", err)
         return np.zeros((spec.size, spec.size, 3), np.uint8), False
@@ -75,22 +75,23 @@ def decoded_images(samples: list[Sample], spec: CropSpec, decoder: str = "tensor
     paths = [sample.path for sample in samples]
     labels = np.array([sample.label for sample in samples], np.int32)
     boxes = np.array([sample.box if sample.box is not None else (np.nan,) * 4 for sample in samples], np.float32)
+    sides = np.array([sample.side for sample in samples], dtype=object).astype(str)
     kinds = np.array(tf_decodable(paths) if decoder == "tensorflow" else [PYTHON] * len(paths), np.int32)
 
     def box_of(box):
         return None if np.isnan(box).any() else tuple(box)
 
-    def load_file(path, box):
-        return load_prepared(path.decode("utf-8"), spec, box_of(box))
+    def load_file(path, box, side):
+        return load_prepared(path.decode("utf-8"), spec, box_of(box), side.decode("utf-8"))
 
-    def prepare_pixels(pixels, box):
-        return prepare_input(pixels, spec, box_of(box)), True
+    def prepare_pixels(pixels, box, side):
+        return prepare_input(pixels, spec, box_of(box), side.decode("utf-8")), True
 
-    def load(path, label, box, kind):
+    def load(path, label, box, side, kind):
         image, ok = tf.cond(
             tf.equal(kind, PYTHON),
-            lambda: tuple(tf.numpy_function(load_file, [path, box], [tf.uint8, tf.bool])),
-            lambda: tuple(tf.numpy_function(prepare_pixels, [decode(tf.io.read_file(path), kind), box],
+            lambda: tuple(tf.numpy_function(load_file, [path, box, side], [tf.uint8, tf.bool])),
+            lambda: tuple(tf.numpy_function(prepare_pixels, [decode(tf.io.read_file(path), kind), box, side],
                                             [tf.uint8, tf.bool])))
         image.set_shape((spec.size, spec.size, 3))
         return image, label, ok
@@ -101,7 +102,7 @@ def decoded_images(samples: list[Sample], spec: CropSpec, decoder: str = "tensor
     def drop_flag(image, label, ok):
         return image, label
 
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels, boxes.reshape(-1, 4), kinds))
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, boxes.reshape(-1, 4), sides, kinds))
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # a file whose header reads but whose data TensorFlow cannot decode (truncated): dropped with TensorFlow's
     # warning, as read_image's failures are dropped with theirs
@@ -165,8 +166,8 @@ def cached(ds, samples: list[Sample], options: Options):
 
 
 def cache_key(samples: list[Sample], options: Options) -> str:
-    """A digest of what the cached images depend on: the files (path, size, modification time), boxes, labels, the
-    crop preprocessing and the decoder."""
+    """A digest of what the cached images depend on: the files (path, size, modification time), boxes and their
+    handedness, labels, the crop preprocessing and the decoder."""
     digest = hashlib.sha256(json.dumps([options.crop.to_dict(), options.data.decode]).encode())
     for sample in samples:
         try:
@@ -174,7 +175,7 @@ def cache_key(samples: list[Sample], options: Options) -> str:
             stamp = (stat.st_size, stat.st_mtime_ns)
         except OSError:
             stamp = (-1, -1)
-        digest.update(f"{sample.path}\0{sample.label}\0{sample.box}\0{stamp}\n".encode())
+        digest.update(f"{sample.path}\0{sample.label}\0{sample.box}\0{sample.side}\0{stamp}\n".encode())
     return digest.hexdigest()[:16]
 
 

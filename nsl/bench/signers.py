@@ -114,7 +114,7 @@ def device_path(bundle_path: Path, options, precision: str) -> dict:
         row = table.row_for(Path(sample.path).resolve())
         image = read_image(sample.path)
         hand = _hand(table, row) if row is not None and table.found[row] else None
-        crop = crop_hand(image, hand.box, bundle.crop) if hand else prepare(image, bundle.crop)
+        crop = crop_hand(image, hand.box, bundle.crop, side=hand.handedness) if hand else prepare(image, bundle.crop)
         found += hand is not None
         answers = {}
         for kind, recognizer in recognizers.items():

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from nsl.preprocess import (MAX_PIXELS, CropSpec, apply_color_mode, crop, crop_box, crop_hand, expand_box, prepare,
-                            read_image, to_rgb)
+from nsl.preprocess import (MAX_PIXELS, CropSpec, apply_color_mode, crop, crop_box, crop_hand, expand_box, mirrors,
+                            prepare, read_image, to_rgb)
 from nsl.errors import NslError
 from tests.conftest import real_data
 from tests.hostile import oriented_copy, png_bomb
@@ -77,6 +77,27 @@ def test_crop_box_is_where_crop_hand_cuts():
     # a box that is already the crop (a fixed region, the whole image) is cut as it is
     assert crop_box(box, spec, grow=False) == box
     assert np.array_equal(crop_hand(frame, box, spec, grow=False), prepare(crop(frame, box), spec))
+
+
+def test_a_left_hand_is_cut_as_the_same_right_hand_when_the_spec_mirrors():
+    """A frame and its mirror image: the mirrored frame's hand (MediaPipe: Left) at the mirrored box gives exactly
+    the crop of the original right hand; without mirror_left, or for a Right or unknown hand, nothing is flipped."""
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    box, width = (40, 20, 100, 90), frame.shape[1]
+    mirrored_box = (width - box[2], box[1], width - box[0], box[3])
+    spec = CropSpec(size=32, margin=0.0, mirror_left=True)
+    right = crop_hand(frame, box, spec, side="Right")
+    assert np.array_equal(crop_hand(frame[:, ::-1], mirrored_box, spec, side="Left"), right)
+    assert np.array_equal(right, crop_hand(frame, box, spec)) and np.array_equal(right, crop_hand(frame, box, CropSpec(
+        size=32, margin=0.0), side="Right"))
+    unmirrored = crop_hand(frame[:, ::-1], mirrored_box, CropSpec(size=32, margin=0.0), side="Left")
+    assert np.array_equal(unmirrored, right[:, ::-1])
+    assert mirrors(spec, "left") and not mirrors(spec, "roi") and not mirrors(CropSpec(), "Left")
+    # a bundle written before the key reads as it was trained: no mirroring
+    assert CropSpec.from_dict({"size": 32}).mirror_left is False
+    with pytest.raises(NslError, match="mirror_left must be true or false"):
+        CropSpec(mirror_left="yes")
 
 
 def test_read_image_errors_name_the_file(tmp_path):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nsl.edge.hands import BoxTracks, MediaPipeHands, RoiHands, Tracker, WholeImage, make_hands, parse_roi
-from nsl.preprocess import CropSpec, crop_box, expand_box, read_image
+from nsl.preprocess import CropSpec, crop_box, crop_hand, expand_box, read_image
 from nsl.errors import NslError
 from tests.conftest import real_data
 
@@ -53,6 +53,21 @@ def test_a_hand_that_fills_the_photo_is_found_on_the_retry_with_more_border(hand
         height, width = photo.shape[:2]
         assert -0.05 * width <= x0 < x1 <= 1.05 * width and -0.05 * height <= y0 < y1 <= 1.05 * height
         assert (x1 - x0) * (y1 - y0) > 0.25 * width * height
+
+
+def test_a_mirrored_photo_gives_a_left_hand_whose_crop_is_the_right_hands(still_hands):
+    """Real photos of a test signer and their mirror images (a left-handed signer): MediaPipe calls the mirrored
+    hand Left, and with the bundle's mirror_left the CNN's crop is the original's (up to the landmarks' jitter),
+    much closer than the unmirrored crop of the mirrored photo."""
+    spec, plain = CropSpec(size=64, mirror_left=True), CropSpec(size=64)
+    for name in ["a/hand4_a_bot_seg_2_cropped.jpeg", "k/hand5_k_bot_seg_4_cropped.jpeg"]:
+        photo = read_image(real_data("asl_36") / name)
+        [right], [left] = still_hands.detect(photo), still_hands.detect(np.ascontiguousarray(photo[:, ::-1]))
+        assert (right.handedness, left.handedness) == ("Right", "Left"), name
+        original = crop_hand(photo, right.box, spec, side=right.handedness).astype(float)
+        canonical = crop_hand(photo[:, ::-1], left.box, spec, side=left.handedness).astype(float)
+        as_seen = crop_hand(photo[:, ::-1], left.box, plain, side=left.handedness).astype(float)
+        assert np.abs(canonical - original).mean() < 0.5 * np.abs(as_seen - original).mean(), name
 
 
 def test_hands_natural_found_and_crop_boxes_match_the_labels(still_hands):

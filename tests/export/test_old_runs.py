@@ -95,6 +95,7 @@ def test_an_old_run_exports(old_run, tmp_path):
     run_nsl("export", old_run, "--formats", "tflite", "--latency-runs", "1", "--out", out, python=env_python("train"))
     metadata = read_json(out / "metadata.json")
     assert set(metadata["files"]) == {"model_fp32.tflite"} and metadata["preprocess"]["size"] == 48
+    assert metadata["preprocess"]["mirror_left"] is False  # trained before crop_mirror: its crops were never mirrored
 
 
 @pytest.mark.slow

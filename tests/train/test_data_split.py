@@ -43,6 +43,18 @@ def test_stratified_split_is_reproducible_and_keeps_class_proportions(samples, t
     assert load_split(save_split(split, tmp_path / "split.csv")) == split
 
 
+def test_a_split_file_keeps_each_hand_box_and_its_side(tmp_path):
+    """The split a run saves carries the hand box and handedness (crop=hands mirrors Left hands); a split file
+    written before the side column reads back with no side (nothing mirrored, as that run trained)."""
+    split = {"train": [Sample("a.png", 0, box=(1.0, 2.0, 30.0, 40.0), side="Left"), Sample("b.png", 1)],
+             "val": [Sample("c.png", 1, box=(0.0, 0.0, 5.0, 5.0), side="Right")], "test": []}
+    path = save_split(split, tmp_path / "split.csv")
+    assert load_split(path) == split
+    old = tmp_path / "old.csv"
+    old.write_text("path,label,subset,group,split,box\na.png,0,,,train,1.00 2.00 30.00 40.00\n", encoding="utf-8")
+    assert load_split(old)["train"] == [Sample("a.png", 0, box=(1.0, 2.0, 30.0, 40.0))]
+
+
 def test_subset_split_holds_out_the_whole_subset(samples):
     split = _split(samples, _config(split="subset"))
     assert {s.subset for s in split["test"]} == {SUBSETS[1]}
