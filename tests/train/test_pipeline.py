@@ -66,11 +66,14 @@ def test_tensorflow_decoding_gives_the_device_pixels_on_real_photos_and_odd_file
     assert kinds[6:] == [PNG, PNG, PYTHON, JPEG, PYTHON]  # 16-bit PNG and the EXIF turn: Python
     for crop in (False, True):
         boxes = [(30.0, 20.5, 150.0, 170.0) if crop else None for _ in paths]  # a box partly outside small files
-        samples = [Sample(p, 0, box=b) for p, b in zip(paths, boxes)]
+        sides = [("Left" if i % 2 else "Right") if crop else "" for i in range(len(paths))]  # Left: mirrored
+        samples = [Sample(p, 0, box=b, side=s) for p, b, s in zip(paths, boxes, sides)]
         config = resolve(overrides={"imgsz": 96, "batch": 4})
         images, _ = _batches(samples, config)
-        expected = np.stack([load_input(p, config.crop, b) for p, b in zip(paths, boxes)]).astype(np.float32)
-        np.testing.assert_array_equal(images, expected)
+        expected = np.stack([load_input(p, config.crop, b, s) for p, b, s in zip(paths, boxes, sides)])
+        np.testing.assert_array_equal(images, expected.astype(np.float32))
+    unmirrored = load_input(paths[1], config.crop, boxes[1], "Right")
+    assert config.crop.mirror_left and not np.array_equal(expected[1], unmirrored)
 
 
 def test_disk_cache_is_written_once_and_reused(synth_data, tmp_path):
