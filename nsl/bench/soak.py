@@ -4,8 +4,9 @@
 
 The clip's frames are served, looped, as an MJPEG stream over local HTTP (what a network camera gives) and
 ``nsl app``'s own ``App`` (real hand tracker, crop, classifier, smoothing; headless) reads it through its
-``FrameSource``. Half-way through, the stream is dropped for ``--drop-seconds`` (the server closes every
-connection and stops listening) and then restored: the app must reconnect on its own and go on.
+``FrameSource``. Half-way through (or at ``--drops N`` evenly spaced frames), the stream is dropped for
+``--drop-seconds`` (the server closes every connection and stops listening) and then restored: the app must
+reconnect on its own and go on. The memory step at each reconnect and the slope between drops are reported apart.
 
 Every ``--sample-every`` frames a sink records the process's resident memory (``VmRSS``). The result is the
 least-squares slope of RSS over frames after ``--warmup`` frames, in KB per 1,000 frames (goal: under 1), the
@@ -122,12 +123,13 @@ def resident_kb() -> int:
 
 
 class MemorySampler(Sink):
-    """A sink of the app: every ``every`` frames, (frame, seconds, RSS KB); at frame ``drop_at`` the stream drops."""
+    """A sink of the app: every ``every`` frames, (frame, seconds, RSS KB); at each frame of ``drop_at`` the stream
+    drops."""
 
     takes_records = True
 
-    def __init__(self, every: int, drop_at: int, drop, total: int):
-        self.every, self.drop_at, self.drop = every, drop_at, drop
+    def __init__(self, every: int, drop_at: list[int], drop, total: int):
+        self.every, self.drop_at, self.drop = every, set(drop_at), drop
         self.samples: list[tuple[int, float, int]] = []
         self.frames = 0
         self.hands = 0
@@ -140,7 +142,7 @@ class MemorySampler(Sink):
         self.progress.update()
         if self.frames % self.every == 0 or self.frames == 1:
             self.samples.append((self.frames, time.monotonic() - self.began, resident_kb()))
-        if self.frames == self.drop_at:
+        if self.frames in self.drop_at:
             threading.Thread(target=self.drop, name="drop", daemon=True).start()
 
     def close(self, summary: dict | None = None) -> None:
@@ -157,23 +159,32 @@ def memory_slope(samples: list[tuple[int, float, int]], warmup: int) -> float:
     return float(np.polyfit(frames, kb, 1)[0] * 1000)
 
 
-def segments(samples: list[tuple[int, float, int]], warmup: int, drop_at: int) -> dict:
-    """Before the drop and after the reconnect apart, and the step between them: a steady leak shows in both
-    slopes, a one-time cost of reopening the stream only in the step."""
-    before = [s for s in samples if warmup < s[0] <= drop_at]
-    after = [s for s in samples if s[0] > drop_at]
-    figures = {"slope_before_drop": memory_slope(before, 0) if len(before) >= 3 else None,
-               "slope_after_reconnect": memory_slope(after, 0) if len(after) >= 3 else None,
-               "step_at_reconnect_kb": after[0][2] - before[-1][2] if before and after else None}
-    return figures
+def drop_frames(frames: int, drops: int) -> list[int]:
+    """The frames at which the stream drops: ``drops`` of them, evenly spaced (one: half-way)."""
+    return [frames * k // (drops + 1) for k in range(1, drops + 1)]
+
+
+def segments(samples: list[tuple[int, float, int]], warmup: int, drop_at: list[int]) -> dict:
+    """Memory between the drops apart, and the step at each reconnect: a steady leak shows in every slope, a cost
+    of reopening the stream in every step, a one-time allocation in the first step only."""
+    bounds = [warmup, *drop_at, float("inf")]
+    parts = [[s for s in samples if low < s[0] <= high] for low, high in zip(bounds, bounds[1:])]
+    slopes = [memory_slope(part, 0) if len(part) >= 3 else None for part in parts]
+    steps = [after[0][2] - before[-1][2] if before and after else None for before, after in zip(parts, parts[1:])]
+    return {"slope_before_drop": slopes[0], "slope_after_reconnect": slopes[-1],
+            "step_at_reconnect_kb": steps[0] if steps else None, "drop_frames": list(drop_at),
+            "slopes_between_drops": slopes, "steps_at_reconnects_kb": steps}
 
 
 def segments_table(figures: dict) -> dict:
-    return table("Memory before the drop and after the reconnect (KB per 1,000 frames; the step is the change "
-                 "between the last sample before the drop and the first after it)",
-                 ["slope before the drop", "slope after the reconnect", "step at the reconnect KB"],
-                 [[*(None if figures[k] is None else round(figures[k], 2) for k in
-                     ("slope_before_drop", "slope_after_reconnect")), figures["step_at_reconnect_kb"]]])
+    rows = [[index + 1, frame, step, None if slope is None else round(slope, 2)]
+            for index, (frame, step, slope) in enumerate(zip(figures["drop_frames"], figures["steps_at_reconnects_kb"],
+                                                              figures["slopes_between_drops"][1:]))]
+    before = figures["slopes_between_drops"][0]
+    return table("Memory at each drop (the step is the change between the last sample before the drop and the first "
+                 f"after it; slopes in KB per 1,000 frames; before the first drop: "
+                 f"{'-' if before is None else round(before, 2)})",
+                 ["drop", "at frame", "step at the reconnect KB", "slope until the next drop"], rows)
 
 
 def soak_section(args) -> dict:
@@ -184,7 +195,9 @@ def soak_section(args) -> dict:
         raise NslError(f"--frames {frames} / --warmup {warmup}: expected frames >= 10 and warmup < frames")
     with tempfile.TemporaryDirectory(prefix="nsl-soak-") as work:
         server = MjpegServer(clip_jpegs(Path(args.clip), Path(work)), args.fps)
-    sampler = MemorySampler(every, frames // 2, lambda: server.drop(args.drop_seconds), frames)
+    if not 1 <= args.drops < frames // 2:
+        raise NslError(f"--drops {args.drops}: expected 1 to {frames // 2 - 1} for {frames} frames")
+    sampler = MemorySampler(every, drop_frames(frames, args.drops), lambda: server.drop(args.drop_seconds), frames)
     options = AppOptions(model=args.model, source=server.url, backend=args.backend, headless=True,
                          max_frames=frames, hand_model=args.hand_model)
     app = App.from_options(options)
@@ -206,7 +219,8 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              round(sampler.samples[-1][2] / 1024, 1), round(slope, 2),
              "pass" if slope < GOAL_KB_PER_1000 else "fail", summary.get("reconnects", 0), server.connections]]
     setting = (f"{args.backend}, {Path(args.model).name}, MJPEG stream of {args.clip} looped at <= {args.fps:g} fps, "
-               f"headless; dropped for {args.drop_seconds:g} s at frame {frames // 2}; RSS every {every} frames, "
+               f"headless; dropped for {args.drop_seconds:g} s at frame(s) {', '.join(map(str, drop_frames(frames, args.drops)))}; "
+               f"RSS every {every} frames, "
                f"slope after {warmup} frames")
     main = table(f"Soak: {setting}",
                  ["frames", "minutes", "frames/s", "frames with a hand", "RSS after warm-up MB", "RSS at end MB",
@@ -216,8 +230,9 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
                   [[f, round(s / 60, 2), round(kb / 1024, 1)] for f, s, kb in sampler.samples[::step]])
     notes = [f"memory slope {slope:.2f} KB per 1,000 frames after warm-up "
              f"({'pass' if slope < GOAL_KB_PER_1000 else 'fail'}: goal < {GOAL_KB_PER_1000:g})",
-             f"the stream was dropped once and the app reconnected {summary.get('reconnects', 0)} time(s) on its own"]
-    parts = segments(sampler.samples, warmup, frames // 2)
+             f"the stream was dropped {args.drops} time(s) and the app reconnected {summary.get('reconnects', 0)} "
+             f"time(s) on its own"]
+    parts = segments(sampler.samples, warmup, drop_frames(frames, args.drops))
     raw = {"samples": sampler.samples, "summary": summary, "frames": frames, "warmup": warmup, "every": every,
            "segments": parts}
     return section("soak", "Soak: the app loop for a long time, memory watched",
@@ -234,6 +249,9 @@ def parse_args(argv):
     parser.add_argument("--sample-every", type=int, default=None, metavar="N", help="frames between RSS samples")
     parser.add_argument("--fps", type=float, default=90.0, help="the stream's frame rate cap")
     parser.add_argument("--drop-seconds", type=float, default=3.0, help="how long the stream stays down")
+    parser.add_argument("--drops", type=int, default=1, metavar="N",
+                        help="times the stream is dropped, evenly spaced (default 1: half-way); several tell a "
+                             "cost of every reconnect from a one-time one")
     return parser.parse_args(argv)
 
 

@@ -120,6 +120,21 @@ def test_soak_section_survives_a_dropped_stream_and_reports_a_memory_slope(tiny_
     assert isinstance(row["slope KB / 1000 frames"], float)
 
 
+def test_the_soak_reports_the_step_at_every_reconnect_apart_from_the_slopes_between_drops():
+    """Planted memory: 2 KB per 1,000 frames throughout, a 1,000 KB step at the first reconnect and 10 KB at the
+    second: the steps and slopes come out apart, so a cost of every reconnect is told from a one-time one."""
+    from nsl.bench.soak import drop_frames, segments, segments_table
+
+    drops = drop_frames(9000, 2)
+    assert drops == [3000, 6000] and drop_frames(100, 1) == [50]
+    samples = [(f, f / 30, 100_000 + 2 * f // 1000 + (1000 if f > 3000 else 0) + (10 if f > 6000 else 0))
+               for f in range(100, 9001, 100)]
+    figures = segments(samples, 500, drops)
+    assert figures["steps_at_reconnects_kb"] == [1000, 10]
+    assert all(abs(slope - 2) < 0.6 for slope in figures["slopes_between_drops"])
+    assert figures["step_at_reconnect_kb"] == 1000 and len(rows_of(segments_table(figures))) == 2
+
+
 def test_soak_is_only_run_when_named(tmp_path):
     proc = run_nsl("bench", "--out", tmp_path, check=False, python=env_python("edge"),
                    env={"NSL_TRAIN_PYTHON": "/nonexistent/bin/python"})
