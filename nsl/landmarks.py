@@ -44,6 +44,12 @@ FEATURES_VERSION = 1
 HANDS_FILE_VERSION = 1
 
 
+def is_left(side) -> bool:
+    """Whether MediaPipe's handedness label (``"Left"`` / ``"Right"``, any case; ``""`` unknown) is a left hand:
+    the hands that are mirrored, in these features and in the CNN's crop (``nsl.preprocess.mirrors``)."""
+    return str(side).lower() == "left"
+
+
 def _normalise(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     """(N, 21, 3) -> wrist-relative, scaled by the largest x-y distance, x mirrored where ``mirror``."""
     centred = points - points[:, WRIST:WRIST + 1, :]
@@ -84,7 +90,7 @@ def hand_features(landmarks: np.ndarray, handedness, world: np.ndarray | None = 
     if points.shape[1:] != (POINTS, 3):
         raise DataError(f"hand landmarks: expected shape (N, {POINTS}, 3), got {points.shape}")
     sides = [handedness] if single else list(handedness)
-    mirror = np.array([str(side).lower() == "left" for side in sides])
+    mirror = np.array([is_left(side) for side in sides])
     scaled = _normalise(points, mirror)
     parts = [scaled.reshape(len(points), -1)]
     if layout == "xyz21+angles":

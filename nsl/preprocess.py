@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from nsl.errors import NslError
+from nsl.landmarks import is_left
 
 COLOR_MODES = ("color", "grey", "binary")
 # Pillow's own limit (a 256 MB RGB frame, 89.5 MP): a file whose header asks for more is refused before decoding.
@@ -238,7 +239,7 @@ def mirrors(spec: CropSpec, side: str) -> bool:
     """Whether the crop of a hand of this handedness (MediaPipe's "Left" / "Right", "" unknown) is mirrored: a
     Left hand when ``spec.mirror_left``, so a left-handed signer's crop shows the same sign made with the right hand
     (the landmark features mirror the same hands, ``nsl.landmarks``)."""
-    return spec.mirror_left and str(side).lower() == "left"
+    return spec.mirror_left and is_left(side)
 
 
 def crop_hand(frame_rgb: np.ndarray, box, spec: CropSpec, grow: bool = True, side: str = "") -> np.ndarray:

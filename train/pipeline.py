@@ -75,7 +75,7 @@ def decoded_images(samples: list[Sample], spec: CropSpec, decoder: str = "tensor
     paths = [sample.path for sample in samples]
     labels = np.array([sample.label for sample in samples], np.int32)
     boxes = np.array([sample.box if sample.box is not None else (np.nan,) * 4 for sample in samples], np.float32)
-    sides = np.array([sample.side for sample in samples], dtype=object).astype(str)
+    sides = [sample.side for sample in samples]
     kinds = np.array(tf_decodable(paths) if decoder == "tensorflow" else [PYTHON] * len(paths), np.int32)
 
     def box_of(box):

@@ -129,7 +129,7 @@ class MemorySampler(Sink):
     takes_records = True
 
     def __init__(self, every: int, drop_at: list[int], drop, total: int):
-        self.every, self.drop_at, self.drop = every, set(drop_at), drop
+        self.every, self.drop_at, self.drop = every, list(drop_at), drop
         self.samples: list[tuple[int, float, int]] = []
         self.frames = 0
         self.hands = 0
@@ -219,9 +219,8 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              round(sampler.samples[-1][2] / 1024, 1), round(slope, 2),
              "pass" if slope < GOAL_KB_PER_1000 else "fail", summary.get("reconnects", 0), server.connections]]
     setting = (f"{args.backend}, {Path(args.model).name}, MJPEG stream of {args.clip} looped at <= {args.fps:g} fps, "
-               f"headless; dropped for {args.drop_seconds:g} s at frame(s) {', '.join(map(str, drop_frames(frames, args.drops)))}; "
-               f"RSS every {every} frames, "
-               f"slope after {warmup} frames")
+               f"headless; dropped for {args.drop_seconds:g} s at frame(s) {', '.join(map(str, sampler.drop_at))}; "
+               f"RSS every {every} frames, slope after {warmup} frames")
     main = table(f"Soak: {setting}",
                  ["frames", "minutes", "frames/s", "frames with a hand", "RSS after warm-up MB", "RSS at end MB",
                   "slope KB / 1000 frames", f"< {GOAL_KB_PER_1000:g} KB", "reconnects", "stream connections"], rows)
@@ -232,7 +231,7 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              f"({'pass' if slope < GOAL_KB_PER_1000 else 'fail'}: goal < {GOAL_KB_PER_1000:g})",
              f"the stream was dropped {args.drops} time(s) and the app reconnected {summary.get('reconnects', 0)} "
              f"time(s) on its own"]
-    parts = segments(sampler.samples, warmup, drop_frames(frames, args.drops))
+    parts = segments(sampler.samples, warmup, sampler.drop_at)
     raw = {"samples": sampler.samples, "summary": summary, "frames": frames, "warmup": warmup, "every": every,
            "segments": parts}
     return section("soak", "Soak: the app loop for a long time, memory watched",
