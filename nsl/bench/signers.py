@@ -110,6 +110,7 @@ def device_path(bundle_path: Path, options, precision: str) -> dict:
     other = (run.fusion() or {}).get("val_split_choice")  # the weight the validation split would have chosen
     right, found, test = {kind: 0 for kind in (*KINDS, *(["fused (val-split weight)"] if other else []))}, 0, \
         run.split()["test"]
+    names, mistakes = [label.name for label in run.labels()], {kind: [] for kind in KINDS}
     for sample in test:
         row = table.row_for(Path(sample.path).resolve())
         image = read_image(sample.path)
@@ -120,13 +121,16 @@ def device_path(bundle_path: Path, options, precision: str) -> dict:
         for kind, recognizer in recognizers.items():
             probs, answered = recognizer.predict(crop[None], [hand or _hand(None, None)])
             answers[kind] = probs[0] if answered[0] else None
-            right[kind] += bool(answered[0]) and int(np.argmax(probs[0])) == sample.label
+            answer = int(np.argmax(probs[0])) if answered[0] else None
+            right[kind] += answer == sample.label
+            if answer != sample.label:
+                mistakes[kind].append([names[sample.label], "-" if answer is None else names[answer]])
         if other:
             lm = answers["landmarks"] if answers["landmarks"] is not None else np.full_like(answers["cnn"], np.nan)
             fused = fuse(answers["cnn"][None], lm[None], other["weight"])
             right["fused (val-split weight)"] += int(np.argmax(fused[0])) == sample.label
     return {"top1": {kind: n / len(test) for kind, n in right.items()}, "n_images": len(test),
-            "hand_found": found / len(test), "fusion_weight": bundle.fusion["weight"],
+            "hand_found": found / len(test), "fusion_weight": bundle.fusion["weight"], "mistakes": mistakes,
             **({"val_split_weight": other["weight"]} if other else {})}
 
 
@@ -214,14 +218,32 @@ def render(results: list[dict], args, recipe: str) -> dict:
                      "'fused (val-split weight)': the weight the validation split (images of the training signers, "
                      "landmarks.fusion_on=val, the default) chose in the same run, applied to the same device-path "
                      "answers of the same models.")
+    confusions = mistake_rows(results, "fused", "int8")
+    if confusions:
+        notes.append("Mistakes: every wrong answer of the fused int8 files on the signers split, over all seeds "
+                     "('-': no answer). Classes whose signs share one handshape in a still photo (in ASL: 0/o, 2/v, "
+                     "6/w; z and j are motions photographed at one point) cap what any still-image model can score.")
     return section("signers", "Unseen signers: CNN, landmarks and fusion through the device path",
                    [table("mean over seeds (top-1)", ["split", "model", "precision", "top-1 mean", "sd", "seeds"],
                           means),
                     table("per seed", ["split", "seed", "model", "precision", "top-1", "test photos", "hand found"],
                           rows),
                     table("fusion weights (landmark weight)", ["split", "seed", "bundle's weight",
-                                                               "val-split choice"], weights)],
+                                                               "val-split choice"], weights),
+                    *([table("mistakes of the fused int8 answer, signers split, all seeds",
+                             ["true class", "answered", "times", "seeds"], confusions)] if confusions else [])],
                    notes, {"results": results}, packages=PACKAGES)
+
+
+def mistake_rows(results: list[dict], kind: str, precision: str) -> list[list]:
+    """(true class, answer, times, seeds) of ``kind``'s wrong answers on the signers split, most frequent first."""
+    counted: dict[tuple, list] = {}
+    for r in results:
+        if r["split"] == "signers" and r["precision"] == precision:
+            for truth, answer in r.get("mistakes", {}).get(kind, []):
+                counted.setdefault((truth, answer), []).append(r["seed"])
+    return [[truth, answer, len(seeds), ", ".join(str(s) for s in sorted(set(seeds)))]
+            for (truth, answer), seeds in sorted(counted.items(), key=lambda item: (-len(item[1]), item[0]))]
 
 
 def main(argv=None) -> int:
