@@ -15,6 +15,7 @@ reconnects the app counted, and the frame rate.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sys
 import tempfile
@@ -122,6 +123,33 @@ def resident_kb() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def _mallinfo2():
+    """glibc's ``mallinfo2`` (2.33 and later), or None elsewhere (musl, macOS, an older glibc)."""
+    try:
+        function = ctypes.CDLL(None).mallinfo2
+    except (AttributeError, OSError):
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+MALLINFO2 = _mallinfo2()
+
+
+def heap_in_use_kb() -> int | None:
+    """Bytes the C heap has handed out and not had back (every arena's ``uordblks`` plus mmapped blocks), in KB:
+    what a native leak grows. RSS also holds what the allocator keeps after a free; this does not."""
+    if MALLINFO2 is None:
+        return None
+    info = MALLINFO2()
+    return (info.uordblks + info.hblkhd) // 1024
+
+
 class MemorySampler(Sink):
     """A sink of the app: every ``every`` frames, (frame, seconds, RSS KB); at each frame of ``drop_at`` the stream
     drops."""
@@ -131,6 +159,7 @@ class MemorySampler(Sink):
     def __init__(self, every: int, drop_at: list[int], drop, total: int):
         self.every, self.drop_at, self.drop = every, list(drop_at), drop
         self.samples: list[tuple[int, float, int]] = []
+        self.heap: list[tuple[int, int | None, int]] = []  # (frame, C heap in use KB, Python's allocated blocks)
         self.frames = 0
         self.hands = 0
         self.began = time.monotonic()
@@ -142,6 +171,7 @@ class MemorySampler(Sink):
         self.progress.update()
         if self.frames % self.every == 0 or self.frames == 1:
             self.samples.append((self.frames, time.monotonic() - self.began, resident_kb()))
+            self.heap.append((self.frames, heap_in_use_kb(), sys.getallocatedblocks()))
         if self.frames in self.drop_at:
             threading.Thread(target=self.drop, name="drop", daemon=True).start()
 
@@ -232,10 +262,33 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              f"the stream was dropped {args.drops} time(s) and the app reconnected {summary.get('reconnects', 0)} "
              f"time(s) on its own"]
     parts = segments(sampler.samples, warmup, sampler.drop_at)
-    raw = {"samples": sampler.samples, "summary": summary, "frames": frames, "warmup": warmup, "every": every,
-           "segments": parts}
+    growth = growth_table(sampler, warmup)
+    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "summary": summary, "frames": frames,
+           "warmup": warmup, "every": every, "segments": parts}
     return section("soak", "Soak: the app loop for a long time, memory watched",
-                   [main, segments_table(parts), trace], notes, raw, PACKAGES)
+                   [main, segments_table(parts), *([growth] if growth else []), trace], notes, raw, PACKAGES)
+
+
+def growth_table(sampler: MemorySampler, warmup: int) -> dict | None:
+    """Slopes of RSS, of the C heap in use and of Python's allocated blocks, after warm-up, before the first drop
+    and after the last reconnect: a leak grows what is in use; an allocator that keeps freed pages grows RSS alone."""
+    series = [("resident memory (RSS), KB", sampler.samples)]
+    if sampler.heap and all(kb is not None for _, kb, _ in sampler.heap):
+        series.append(("C heap in use (glibc mallinfo2), KB", [(f, 0.0, kb) for f, kb, _ in sampler.heap]))
+    if sampler.heap:
+        series.append(("Python allocated blocks, count", [(f, 0.0, n) for f, _, n in sampler.heap]))
+    if len(series) == 1:
+        return None
+    rows = []
+    for name, samples in series:
+        kept = [s for s in samples if s[0] > warmup]
+        parts = segments(samples, warmup, sampler.drop_at)
+        rows.append([name, round(kept[0][2]), round(samples[-1][2]), round(memory_slope(samples, warmup), 2),
+                     *(None if v is None else round(v, 2) for v in (parts["slope_before_drop"],
+                                                                   parts["slope_after_reconnect"]))])
+    return table("What grows (per 1,000 frames): a leak grows what is in use; memory the allocator keeps after a "
+                 "free grows RSS alone", ["measure", "after warm-up", "at end", "slope after warm-up",
+                                          "slope before the first drop", "slope after the last reconnect"], rows)
 
 
 def parse_args(argv):

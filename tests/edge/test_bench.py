@@ -118,6 +118,8 @@ def test_soak_section_survives_a_dropped_stream_and_reports_a_memory_slope(tiny_
     samples = soak["raw"]["samples"]
     assert len(samples) >= 5 and samples[-1][0] == 120 and all(kb > 0 for _, _, kb in samples)
     assert isinstance(row["slope KB / 1000 frames"], float)
+    heap = soak["raw"]["heap_samples"]
+    assert [f for f, _, _ in heap] == [f for f, _, _ in samples] and all(blocks > 0 for _, _, blocks in heap)
 
 
 def test_the_soak_reports_the_step_at_every_reconnect_apart_from_the_slopes_between_drops():
@@ -133,6 +135,49 @@ def test_the_soak_reports_the_step_at_every_reconnect_apart_from_the_slopes_betw
     assert figures["steps_at_reconnects_kb"] == [1000, 10]
     assert all(abs(slope - 2) < 0.6 for slope in figures["slopes_between_drops"])
     assert figures["step_at_reconnect_kb"] == 1000 and len(rows_of(segments_table(figures))) == 2
+
+
+def test_the_heap_figure_sees_a_native_allocation_that_rss_alone_would_blur():
+    """The soak's in-use C heap figure is glibc's own count: 8 MB malloc'd (not touched, so RSS barely moves) shows
+    in it, and is gone again after free."""
+    import ctypes
+
+    from nsl.bench.soak import heap_in_use_kb
+
+    if heap_in_use_kb() is None:
+        pytest.skip("no glibc mallinfo2 here")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    before = heap_in_use_kb()
+    block = libc.malloc(8 << 20)
+    try:
+        assert heap_in_use_kb() - before >= 8 * 1024 - 64
+    finally:
+        libc.free(block)
+    assert abs(heap_in_use_kb() - before) < 1024
+
+
+def test_the_growth_table_tells_memory_in_use_from_memory_the_allocator_keeps():
+    """Planted: RSS grows 5 KB per 1,000 frames while the C heap in use and Python's blocks stay flat (freed memory
+    kept by the allocator); then a heap that grows as RSS does (a leak) shows in the heap row too."""
+    from types import SimpleNamespace
+
+    from nsl.bench.soak import growth_table
+
+    frames = range(100, 10001, 100)
+    rss = [(f, f / 30, 200_000 + 5 * f // 1000) for f in frames]
+    kept = SimpleNamespace(samples=rss, heap=[(f, 50_000, 90_000) for f in frames], drop_at=[5000])
+    rows = {r["measure"]: r for r in rows_of(growth_table(kept, 1000))}
+    assert abs(rows["resident memory (RSS), KB"]["slope after warm-up"] - 5) < 0.5
+    assert rows["C heap in use (glibc mallinfo2), KB"]["slope after warm-up"] == 0
+    assert rows["Python allocated blocks, count"]["slope after warm-up"] == 0
+    leak = SimpleNamespace(samples=rss, heap=[(f, 50_000 + 5 * f // 1000, 90_000) for f in frames], drop_at=[5000])
+    rows = {r["measure"]: r for r in rows_of(growth_table(leak, 1000))}
+    assert abs(rows["C heap in use (glibc mallinfo2), KB"]["slope after warm-up"] - 5) < 0.5
+    no_glibc = SimpleNamespace(samples=rss, heap=[(f, None, 90_000) for f in frames], drop_at=[5000])
+    assert [r["measure"] for r in rows_of(growth_table(no_glibc, 1000))] == ["resident memory (RSS), KB",
+                                                                             "Python allocated blocks, count"]
 
 
 def test_soak_is_only_run_when_named(tmp_path):
