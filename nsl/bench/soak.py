@@ -119,8 +119,20 @@ class MjpegServer:
 
 
 def resident_kb() -> int:
+    return resident_parts_kb()["VmRSS"]
+
+
+def resident_parts_kb() -> dict[str, int]:
+    """Resident memory in KB: all of it (``VmRSS``), the anonymous part (``RssAnon``: heaps, stacks, what a leak
+    grows) and the file-backed part (``RssFile``: libraries and mapped model files, paged in as code paths are
+    first used); 0 for a field the kernel does not report."""
+    fields = dict.fromkeys(("VmRSS", "RssAnon", "RssFile"), 0)
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        for line in status:
+            name = line.split(":", 1)[0]
+            if name in fields:
+                fields[name] = int(line.split()[1])
+    return fields
 
 
 class _MallInfo2(ctypes.Structure):
@@ -160,6 +172,8 @@ class MemorySampler(Sink):
         self.every, self.drop_at, self.drop = every, list(drop_at), drop
         self.samples: list[tuple[int, float, int]] = []
         self.heap: list[tuple[int, int | None, int]] = []  # (frame, C heap in use KB, Python's allocated blocks)
+        self.parts: list[tuple[int, int, int]] = []  # (frame, RssAnon KB, RssFile KB)
+        self.own_blocks = 0  # Python blocks these lists took: taken off the blocks figure, which is the app's
         self.frames = 0
         self.hands = 0
         self.began = time.monotonic()
@@ -170,8 +184,13 @@ class MemorySampler(Sink):
         self.hands += bool(record["hands"])
         self.progress.update()
         if self.frames % self.every == 0 or self.frames == 1:
-            self.samples.append((self.frames, time.monotonic() - self.began, resident_kb()))
-            self.heap.append((self.frames, heap_in_use_kb(), sys.getallocatedblocks()))
+            blocks = sys.getallocatedblocks() - self.own_blocks
+            rss, heap = resident_parts_kb(), heap_in_use_kb()
+            before = sys.getallocatedblocks()
+            self.samples.append((self.frames, time.monotonic() - self.began, rss["VmRSS"]))
+            self.heap.append((self.frames, heap, blocks))
+            self.parts.append((self.frames, rss["RssAnon"], rss["RssFile"]))
+            self.own_blocks += sys.getallocatedblocks() - before
         if self.frames in self.drop_at:
             threading.Thread(target=self.drop, name="drop", daemon=True).start()
 
@@ -187,6 +206,24 @@ def memory_slope(samples: list[tuple[int, float, int]], warmup: int) -> float:
                        f"{len(kept)}); run more frames or sample more often")
     frames, kb = np.array(kept, dtype=float).T
     return float(np.polyfit(frames, kb, 1)[0] * 1000)
+
+
+def drift(samples: list[tuple[int, float, int]], warmup: int) -> float:
+    """KB per 1,000 frames between the medians of the first and the last tenth of the samples after ``warmup``:
+    the growth that stays. An allocation that comes and goes (a decoder's buffers at a reconnect, a few MB of a
+    runtime's arena) moves the least-squares slope of 10^5 frames by several KB per 1,000 frames; it does not move
+    this figure unless it is still there at the end."""
+    kept = [(frame, kb) for frame, _, kb in samples if frame > warmup]
+    tenth = max(1, len(kept) // 10)
+    (first_frame, first_kb), (last_frame, last_kb) = (np.median(np.array(part, float), axis=0)
+                                                      for part in (kept[:tenth], kept[-tenth:]))
+    return float((last_kb - first_kb) / max(last_frame - first_frame, 1) * 1000)
+
+
+def swing_kb(samples: list[tuple[int, float, int]], warmup: int) -> int:
+    """Highest minus lowest sample after ``warmup``: how far memory moves while a run goes on."""
+    kept = [kb for frame, _, kb in samples if frame > warmup]
+    return int(max(kept) - min(kept)) if kept else 0
 
 
 def drop_frames(frames: int, drops: int) -> list[int]:
@@ -247,23 +284,29 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
     rows = [[sampler.frames, round(seconds / 60, 1), round(sampler.frames / max(seconds, 1e-9), 1),
              round(sampler.hands / max(sampler.frames, 1), 3), round(first_kept / 1024, 1),
              round(sampler.samples[-1][2] / 1024, 1), round(slope, 2),
-             "pass" if slope < GOAL_KB_PER_1000 else "fail", summary.get("reconnects", 0), server.connections]]
+             "pass" if slope < GOAL_KB_PER_1000 else "fail", round(drift(sampler.samples, warmup), 2),
+             round(swing_kb(sampler.samples, warmup) / 1024, 2), summary.get("reconnects", 0), server.connections]]
     setting = (f"{args.backend}, {Path(args.model).name}, MJPEG stream of {args.clip} looped at <= {args.fps:g} fps, "
                f"headless; dropped for {args.drop_seconds:g} s at frame(s) {', '.join(map(str, sampler.drop_at))}; "
                f"RSS every {every} frames, slope after {warmup} frames")
     main = table(f"Soak: {setting}",
                  ["frames", "minutes", "frames/s", "frames with a hand", "RSS after warm-up MB", "RSS at end MB",
-                  "slope KB / 1000 frames", f"< {GOAL_KB_PER_1000:g} KB", "reconnects", "stream connections"], rows)
+                  "slope KB / 1000 frames", f"< {GOAL_KB_PER_1000:g} KB",
+                  "drift KB / 1000 frames (first vs last tenth)", "swing after warm-up MB", "reconnects",
+                  "stream connections"], rows)
     step = max(1, len(sampler.samples) // 10)
     trace = table("Resident memory over the run", ["frame", "minutes", "RSS MB"],
                   [[f, round(s / 60, 2), round(kb / 1024, 1)] for f, s, kb in sampler.samples[::step]])
     notes = [f"memory slope {slope:.2f} KB per 1,000 frames after warm-up "
              f"({'pass' if slope < GOAL_KB_PER_1000 else 'fail'}: goal < {GOAL_KB_PER_1000:g})",
              f"the stream was dropped {args.drops} time(s) and the app reconnected {summary.get('reconnects', 0)} "
-             f"time(s) on its own"]
+             f"time(s) on its own",
+             "drift: the medians of the first and the last tenth of the samples after warm-up, per 1,000 frames "
+             "(what stays); swing: highest minus lowest sample (how far memory moves and comes back). A swing of "
+             "a few MB moves the slope of one run by several KB per 1,000 frames either way"]
     parts = segments(sampler.samples, warmup, sampler.drop_at)
     growth = growth_table(sampler, warmup)
-    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "summary": summary, "frames": frames,
+    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "rss_parts": sampler.parts, "summary": summary, "frames": frames,
            "warmup": warmup, "every": every, "segments": parts}
     return section("soak", "Soak: the app loop for a long time, memory watched",
                    [main, segments_table(parts), *([growth] if growth else []), trace], notes, raw, PACKAGES)
@@ -273,6 +316,11 @@ def growth_table(sampler: MemorySampler, warmup: int) -> dict | None:
     """Slopes of RSS, of the C heap in use and of Python's allocated blocks, after warm-up, before the first drop
     and after the last reconnect: a leak grows what is in use; an allocator that keeps freed pages grows RSS alone."""
     series = [("resident memory (RSS), KB", sampler.samples)]
+    parts = getattr(sampler, "parts", [])
+    if parts and all(anon for _, anon, _ in parts):
+        series += [("anonymous resident (RssAnon: heaps, stacks), KB", [(f, 0.0, a) for f, a, _ in parts]),
+                   ("file-backed resident (RssFile: libraries, models), KB",
+                    [(f, 0.0, b) for f, _, b in parts])]
     if sampler.heap and all(kb is not None for _, kb, _ in sampler.heap):
         series.append(("C heap in use (glibc mallinfo2), KB", [(f, 0.0, kb) for f, kb, _ in sampler.heap]))
     if sampler.heap:
@@ -282,13 +330,15 @@ def growth_table(sampler: MemorySampler, warmup: int) -> dict | None:
     rows = []
     for name, samples in series:
         kept = [s for s in samples if s[0] > warmup]
-        parts = segments(samples, warmup, sampler.drop_at)
+        between = segments(samples, warmup, sampler.drop_at)
         rows.append([name, round(kept[0][2]), round(samples[-1][2]), round(memory_slope(samples, warmup), 2),
-                     *(None if v is None else round(v, 2) for v in (parts["slope_before_drop"],
-                                                                   parts["slope_after_reconnect"]))])
+                     *(None if v is None else round(v, 2) for v in (between["slope_before_drop"],
+                                                                   between["slope_after_reconnect"])),
+                     round(drift(samples, warmup), 2), swing_kb(samples, warmup)])
     return table("What grows (per 1,000 frames): a leak grows what is in use; memory the allocator keeps after a "
                  "free grows RSS alone", ["measure", "after warm-up", "at end", "slope after warm-up",
-                                          "slope before the first drop", "slope after the last reconnect"], rows)
+                                          "slope before the first drop", "slope after the last reconnect",
+                                          "drift (first vs last tenth)", "swing after warm-up"], rows)
 
 
 def parse_args(argv):

@@ -180,6 +180,19 @@ def test_the_growth_table_tells_memory_in_use_from_memory_the_allocator_keeps():
                                                                              "Python allocated blocks, count"]
 
 
+def test_drift_tells_memory_that_stays_from_a_swing_that_comes_back():
+    """Planted 10^5-frame runs, as the soak samples them: 1.5 MB held from frame 60,000 to 90,000 and then
+    freed moves the least-squares slope by several KB per 1,000 frames while the drift (medians of the first and
+    last tenth) stays 0 and the swing says 1.5 MB; a steady 3 KB per 1,000 frames shows in slope and drift alike."""
+    from nsl.bench.soak import drift, memory_slope, swing_kb
+
+    frames = range(500, 100_001, 500)
+    bump = [(f, f / 30, 300_000 + (1536 if 60_000 < f <= 90_000 else 0)) for f in frames]
+    assert abs(memory_slope(bump, 10_000)) > 3 and drift(bump, 10_000) == 0 and swing_kb(bump, 10_000) == 1536
+    leak = [(f, f / 30, 300_000 + 3 * f // 1000) for f in frames]
+    assert abs(memory_slope(leak, 10_000) - 3) < 0.1 and abs(drift(leak, 10_000) - 3) < 0.1
+
+
 def test_soak_is_only_run_when_named(tmp_path):
     proc = run_nsl("bench", "--out", tmp_path, check=False, python=env_python("edge"),
                    env={"NSL_TRAIN_PYTHON": "/nonexistent/bin/python"})
