@@ -124,3 +124,22 @@ def test_a_weight_that_wins_by_one_image_of_fifty_is_not_trusted_over_equal_weig
     assert weight == 0.5
     cnn, landmarks, truth = _disputed(copies=20)
     assert choose_weight(cnn, landmarks, truth)[0] == 0.1
+
+
+def test_on_a_saturated_validation_split_only_the_tolerant_rule_lets_one_photo_go():
+    """51 validation photos the CNN names all (as it does for the signers it trained on): every weight up to 0.15
+    is at 100 %, every weight from 0.2 to 0.95 misses one photo, the landmark model alone two. The default keeps
+    the fused answer at the CNN's 100 % (0.15: the Wald error is zero there); Agresti-Coull's error without the
+    single-model floor counts one photo of 51 as noise and takes 0.5."""
+    def pair(cnn_logodds: float, landmark_logodds: float) -> tuple[list, list]:
+        p_cnn, p_lm = 1 / (1 + np.exp(-cnn_logodds)), 1 / (1 + np.exp(-landmark_logodds))
+        return [1 - p_cnn, p_cnn], [1 - p_lm, p_lm]
+
+    rows = [pair(3.0, 3.0)] * 49 + [pair(4 * 0.17, -4 * 0.83), pair(4 * 0.97, -4 * 0.03)]
+    cnn, landmarks = (np.array([r[k] for r in rows]) for k in (0, 1))
+    truth = np.ones(len(rows), int)
+    weight, grid = choose_weight(cnn, landmarks, truth, error="agresti_coull", floor_alone=False)
+    top1 = {row["weight"]: round(row["top1"] * 51) for row in grid}
+    assert top1[0.15] == 51 and top1[0.2] == top1[0.5] == top1[0.95] == 50 and top1[1.0] == 49  # the planted curve
+    assert weight == 0.5
+    assert choose_weight(cnn, landmarks, truth)[0] == 0.15
