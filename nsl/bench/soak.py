@@ -10,7 +10,10 @@ reconnect on its own and go on. The memory step at each reconnect and the slope 
 
 Every ``--sample-every`` frames a sink records the process's resident memory (``VmRSS``). The result is the
 least-squares slope of RSS over frames after ``--warmup`` frames, in KB per 1,000 frames (goal: under 1), the
-reconnects the app counted, and the frame rate.
+reconnects the app counted, and the frame rate. Beside it: the drift (medians of the first and last tenth) and the
+swing (highest minus lowest), because memory that comes and goes moves one run's slope far more than 1 KB; and
+what grows, apart: anonymous and file-backed RSS, the C heap in use (glibc), Python's allocated blocks (the
+sampler's own taken off).
 """
 
 from __future__ import annotations
@@ -211,8 +214,8 @@ def memory_slope(samples: list[tuple[int, float, int]], warmup: int) -> float:
 def drift(samples: list[tuple[int, float, int]], warmup: int) -> float:
     """KB per 1,000 frames between the medians of the first and the last tenth of the samples after ``warmup``:
     the growth that stays. An allocation that comes and goes (a decoder's buffers at a reconnect, a few MB of a
-    runtime's arena) moves the least-squares slope of 10^5 frames by several KB per 1,000 frames; it does not move
-    this figure unless it is still there at the end."""
+    runtime's arena) moves the least-squares slope of 10^5 frames by several KB per 1,000 frames wherever it
+    falls; it moves this figure only when it is there at the start or at the end."""
     kept = [(frame, kb) for frame, _, kb in samples if frame > warmup]
     tenth = max(1, len(kept) // 10)
     (first_frame, first_kb), (last_frame, last_kb) = (np.median(np.array(part, float), axis=0)
