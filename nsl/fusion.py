@@ -3,7 +3,8 @@
     fused = softmax((1 - w) * log p_cnn + w * log p_landmarks)
 
 ``w`` is chosen on the validation split (``choose_weight``: of the weights of a grid within one standard error of
-the best top-1 and not below either model alone, the nearest 0.5) and recorded in the bundle, so the device fuses exactly as it was measured.
+the best top-1 and not below either model alone, the nearest 0.5) and recorded in the bundle, so the device fuses
+exactly as it was measured.
 Where no hand was found (the ``--roi`` path, or a photo MediaPipe misses) the CNN answers alone. numpy only: the
 train side chooses the weight, the device applies it, with the same function.
 """

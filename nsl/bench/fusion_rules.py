@@ -4,16 +4,15 @@
 
 Each run keeps both models' probabilities on its validation and test photos (``fusion_inputs.npz``). Every rule
 below chooses a landmark weight from the run's validation answers alone, as training does; the fused answer at that
-weight is then scored on the run's test photos whose group (``--group-pattern`` on the file name) is one of
-``--judge``. Give runs trained on some training signers and held out on the others (leave one signer out), and
-judge on those others only: a rule is then chosen without a look at the real test signers, whose answers may sit
-in the same files but are not read. The weight that would have been best on the judged photos is shown beside the
-rules as a ceiling, not as a rule.
+weight is then scored on the run's test photos whose group (as the run's split recorded it, from ``group_pattern``
+or ``group_file``) is one of ``--judge``. Give runs trained on some training signers and held out on the others
+(leave one signer out), and judge on those others only: a rule is then chosen without a look at the real test
+signers, whose answers may sit in the same files but are not read. The weight that would have been best on the
+judged photos is shown beside the rules as a ceiling, not as a rule.
 """
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -41,14 +40,16 @@ def _best_top1(cnn: np.ndarray, landmarks: np.ndarray, truth: np.ndarray) -> flo
     return max(scored, key=lambda item: (item[0][0], -item[0][1], -abs(item[1] - 0.5)))[1]
 
 
-def judged_answers(run: RunDir, pattern: str, judge: set[str]) -> tuple[tuple, tuple]:
+def judged_answers(run: RunDir, judge: set[str]) -> tuple[tuple, tuple]:
     """(val answers, test answers on the judged groups' photos): each (cnn, landmarks, truth)."""
     if not run.fusion_inputs_file.is_file():
         raise NslError(f"{run.path}: no {run.FUSION_INPUTS} (a run with both models, trained by this version)")
-    groups = [_group(Path(sample.path).name, pattern) for sample in run.split()["test"]]
-    keep = np.array([group in judge for group in groups], bool)
+    test_samples = run.split()["test"]
+    keep = np.array([sample.group in judge for sample in test_samples], bool)
     if not keep.any():
-        raise NslError(f"{run.path}: none of its {len(groups)} test photos is in --judge {','.join(sorted(judge))}")
+        raise NslError(f"{run.path}: none of its {len(test_samples)} test photos is in --judge "
+                       f"{','.join(sorted(judge))} (groups of its split: "
+                       f"{', '.join(sorted({s.group for s in test_samples})) or 'none'})")
     with np.load(run.fusion_inputs_file, allow_pickle=False) as data:
         if len(data["test_truth"]) != len(keep):
             raise NslError(f"{run.path}: {run.FUSION_INPUTS} holds {len(data['test_truth'])} test answers, its "
@@ -58,18 +59,13 @@ def judged_answers(run: RunDir, pattern: str, judge: set[str]) -> tuple[tuple, t
     return val, test
 
 
-def _group(name: str, pattern: str) -> str | None:
-    match = re.search(pattern, name)
-    return None if match is None else (match.group(1) if match.groups() else match.group(0))
-
-
 def top1(answers: tuple, weight: float) -> float:
     cnn, landmarks, truth = answers
-    return float(np.mean(fuse(cnn, landmarks, weight).argmax(axis=1) == truth))
+    return _scores(fuse(cnn, landmarks, weight), truth)[0]
 
 
-def judge_run(run: RunDir, pattern: str, judge: set[str]) -> dict:
-    val, test = judged_answers(run, pattern, judge)
+def judge_run(run: RunDir, judge: set[str]) -> dict:
+    val, test = judged_answers(run, judge)
     rules = {name: (weight := rule(val), top1(test, weight)) for name, rule in RULES.items()}
     ceiling = max(GRID, key=lambda w: top1(test, w))
     return {"run": run.path.name, "n_val": len(val[2]), "n_judged": len(test[2]), "rules": rules,
@@ -78,7 +74,7 @@ def judge_run(run: RunDir, pattern: str, judge: set[str]) -> dict:
 
 def rules_section(args) -> dict:
     judge = set(args.judge.split(","))
-    results = [judge_run(RunDir(Path(path)), args.group_pattern, judge) for path in args.runs]
+    results = [judge_run(RunDir(Path(path)), judge) for path in args.runs]
     columns = ["rule", *(r["run"] for r in results), "mean"]
     rows = [[name, *(f"{r['rules'][name][1]:.1%} (w {r['rules'][name][0]:.2f})" for r in results),
              f"{np.mean([r['rules'][name][1] for r in results]):.1%}"] for name in RULES]
@@ -99,7 +95,6 @@ def parse_args(argv):
     parser = section_parser("fusion_rules", "fusion weight rules judged on held-out signers, from saved answers")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="finished runs with both models")
     parser.add_argument("--judge", required=True, help="comma-separated groups whose test photos are scored")
-    parser.add_argument("--group-pattern", default=r"^(hand\d+)_", help="group in the file name (regex)")
     return parser.parse_args(argv)
 
 

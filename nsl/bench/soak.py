@@ -121,10 +121,6 @@ class MjpegServer:
         self._server.server_close()
 
 
-def resident_kb() -> int:
-    return resident_parts_kb()["VmRSS"]
-
-
 def resident_parts_kb() -> dict[str, int]:
     """Resident memory in KB: all of it (``VmRSS``), the anonymous part (``RssAnon``: heaps, stacks, what a leak
     grows) and the file-backed part (``RssFile``: libraries and mapped model files, paged in as code paths are
@@ -309,8 +305,8 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              "a few MB moves the slope of one run by several KB per 1,000 frames either way"]
     parts = segments(sampler.samples, warmup, sampler.drop_at)
     growth = growth_table(sampler, warmup)
-    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "rss_parts": sampler.parts, "summary": summary, "frames": frames,
-           "warmup": warmup, "every": every, "segments": parts}
+    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "rss_parts": sampler.parts, "summary": summary,
+           "frames": frames, "warmup": warmup, "every": every, "segments": parts}
     return section("soak", "Soak: the app loop for a long time, memory watched",
                    [main, segments_table(parts), *([growth] if growth else []), trace], notes, raw, PACKAGES)
 
