@@ -63,12 +63,18 @@ def test_what_a_killed_export_left_is_removed_by_the_next(export_run, tmp_path):
     command = [env_python("train"), "-m", "nsl", "export", str(export_run), "--formats", "tflite", "--out", str(out),
                "--latency-runs", "1"]
     env = {**os.environ, "TMPDIR": str(scratch)}
-    export = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "export.log"
+    with log.open("wb") as stderr:
+        export = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline and not list(tmp_path.glob(".bundle.*.tmp/model_fp32.tflite")):
-        time.sleep(0.2)  # killed once the new bundle is being written
+    while export.poll() is None and time.monotonic() < deadline:
+        if list(tmp_path.glob(".bundle.*.tmp/model_fp32.tflite")):
+            break  # killed once the new bundle is being written
+        time.sleep(0.2)
+    exited = export.poll()
     export.send_signal(signal.SIGKILL)
     export.wait()
+    assert exited is None, f"the export ended (exit {exited}) before it could be killed:\n{log.read_text()[-2000:]}"
     left = [p.name for p in tmp_path.glob(".bundle.*.tmp")] + [p.name for p in scratch.glob("nsl-export-*")]
     assert len(left) == 2 and not out.exists(), left
     proc = run_nsl("export", export_run, "--formats", "tflite", "--out", out, "--latency-runs", "1",
