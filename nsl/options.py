@@ -245,6 +245,11 @@ class LandmarkOptions:
     rotation: float = opt(15.0, Float(low=0.0, high=180.0), "max in-plane rotation about the wrist, degrees")
     scale: float = opt(0.10, Float(low=0.0, high=0.9), "max scale change, fraction")
     jitter: float = opt(0.02, Float(low=0.0, high=1.0), "Gaussian noise on each coordinate (hand size = 1)")
+    tilt: float = opt(0.0, Float(low=0.0, high=60.0),
+                      "max out-of-plane rotation about the x and y axes (through the landmarks' depth), degrees: "
+                      "the hand seen from another camera angle")
+    bones: float = opt(0.0, Float(low=0.0, high=0.5),
+                       "max change of each bone's length, fraction: another person's hand proportions")
     mirror: bool = opt(False, Bool(), "also mirror hands (x -> -x): makes the model blind to which hand signs")
     ensemble: int = opt(5, Int(low=1, high=16), "members trained with seeds seed, seed+1, ... and averaged into one "
                         "model (one file in the bundle; each member costs its training time and about 10 k weights)")

@@ -55,6 +55,13 @@ VARIANTS = {
     "angles + ensemble 5": {"layout": "xyz21+angles", "ensemble": 5},
     "angles + ensemble 5 + dropout 0.4 + copies 20": {"layout": "xyz21+angles", "ensemble": 5, "dropout": 0.4,
                                                       "copies": 20},
+    # a fourth round: what differs between people and cameras, as augmentation (2026-12-07)
+    "bones 0.1": {"bones": 0.1},
+    "tilt 20": {"tilt": 20.0},
+    "bones 0.1 + tilt 20": {"bones": 0.1, "tilt": 20.0},
+    "tilt 10": {"tilt": 10.0},
+    "tilt 30": {"tilt": 30.0},
+    "tilt 40": {"tilt": 40.0},
 }
 
 

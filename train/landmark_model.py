@@ -3,7 +3,7 @@
     features (float32, 63 or 126) -> [dense, relu, dropout] x len(hidden) -> softmax probabilities
 
 It trains in seconds on a CPU, with landmark-space augmentation of the training hands (rotation about the wrist,
-scale, jitter, optionally a mirror), early stopping on validation loss and learning-rate reduction on plateau, and
+scale, jitter; optionally a tilt out of the image plane, other bone lengths and a mirror), early stopping on validation loss and learning-rate reduction on plateau, and
 is saved beside the CNN in the run directory (``landmarks.keras``) with its history and test metrics. Flat and
 built from standard layers, so the exporter converts it like the CNN (TFLite and ONNX, float and int8).
 """
@@ -67,6 +67,9 @@ def augment(features: np.ndarray, options: LandmarkOptions, rng: np.random.Gener
     copies = []
     for _ in range(options.copies):
         points = features.reshape(len(features), features.shape[1] // 3, 3).astype(np.float64)
+        draw = int(rng.integers(2**32))  # image and world landmarks of one hand get the same tilt and bones
+        points = np.concatenate([_reshape_hand(hand, options, np.random.default_rng(draw))
+                                 for hand in np.split(points, points.shape[1] // POINTS, axis=1)], axis=1)
         angle = np.deg2rad(rng.uniform(-options.rotation, options.rotation, len(points)))[:, None]
         x, y = points[..., 0].copy(), points[..., 1].copy()
         points[..., 0] = np.cos(angle) * x - np.sin(angle) * y
@@ -77,6 +80,43 @@ def augment(features: np.ndarray, options: LandmarkOptions, rng: np.random.Gener
             points[rng.random(len(points)) < 0.5, :, 0] *= -1
         copies.append(points.reshape(len(features), -1))
     return np.concatenate(copies).astype(np.float32) if copies else np.zeros((0, features.shape[1]), np.float32)
+
+
+def _reshape_hand(points: np.ndarray, options: LandmarkOptions, rng: np.random.Generator) -> np.ndarray:
+    return _reproportion(_tilt(points, options.tilt, rng), options.bones, rng)
+
+
+def _tilt(points: np.ndarray, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """Turn each hand about the x and then the y axis through the wrist by up to ``degrees`` (the image landmarks'
+    z is depth on the x scale), then scale it back to an x-y reach of 1, as ``hand_features`` would see it."""
+    if not degrees:
+        return points
+    pitch, yaw = (np.deg2rad(rng.uniform(-degrees, degrees, len(points)))[:, None] for _ in range(2))
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    y, z = np.cos(pitch) * y - np.sin(pitch) * z, np.sin(pitch) * y + np.cos(pitch) * z
+    x, z = np.cos(yaw) * x + np.sin(yaw) * z, -np.sin(yaw) * x + np.cos(yaw) * z
+    return _unit_reach(np.stack([x, y, z], axis=-1))
+
+
+def _reproportion(points: np.ndarray, spread: float, rng: np.random.Generator) -> np.ndarray:
+    """Another hand's proportions: each bone (wrist -> finger base -> ... -> tip) keeps its direction and has its
+    length multiplied by a factor in [1 - spread, 1 + spread]; the joints beyond it move with it."""
+    from nsl.landmarks import FINGERS, WRIST
+
+    if not spread:
+        return points
+    moved = points.copy()
+    for finger in FINGERS:
+        chain = (WRIST, *finger)
+        for parent, child in zip(chain, chain[1:]):
+            factor = rng.uniform(1 - spread, 1 + spread, (len(points), 1))
+            moved[:, child] = moved[:, parent] + factor * (points[:, child] - points[:, parent])
+    return _unit_reach(moved)
+
+
+def _unit_reach(points: np.ndarray) -> np.ndarray:
+    reach = np.linalg.norm(points[..., :2], axis=-1).max(axis=1)
+    return points / np.where(reach > 1e-9, reach, 1.0)[:, None, None]
 
 
 def _history(fit_history, seconds: float) -> list[dict]:

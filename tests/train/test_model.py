@@ -162,3 +162,30 @@ def test_augmenting_the_angle_layout_moves_the_points_and_recomputes_the_shape_v
     assert moved.shape == (12, 92) and moved.dtype == np.float32
     assert not np.allclose(moved[:4, :63], features[:, :63], atol=1e-3)  # rotated and scaled
     np.testing.assert_allclose(moved[:4, 63:82], features[:, 63:82], atol=1e-5)  # bends and spreads: pose-free
+
+
+def test_tilt_and_bones_make_other_views_and_other_hands_that_the_device_would_normalise_alike():
+    """tilt turns the hand out of the image plane, bones changes each bone's length but not its direction; both
+    come back at the x-y reach of 1 that hand_features gives every hand, and neither happens when set to 0."""
+    import dataclasses
+
+    from nsl.landmarks import FINGERS, WRIST, hand_features
+    from nsl.options import LandmarkOptions
+    from nsl.train.landmark_model import augment
+
+    rng = np.random.default_rng(3)
+    features = hand_features(rng.uniform(100, 300, (6, 21, 3)), ["Right", "Left"] * 3)
+    still = dataclasses.replace(LandmarkOptions(), copies=1, rotation=0.0, scale=0.0, jitter=0.0)
+    np.testing.assert_allclose(augment(features, still, np.random.default_rng(0)), features, atol=1e-6)
+    before = features.reshape(6, 21, 3)
+    for change in ({"tilt": 30.0}, {"bones": 0.2}):
+        moved = augment(features, dataclasses.replace(still, **change), np.random.default_rng(0)).reshape(6, 21, 3)
+        np.testing.assert_allclose(np.linalg.norm(moved[..., :2], axis=-1).max(axis=1), 1.0, atol=1e-5)
+        assert np.abs(moved - before).max() > 0.02
+    bones = [(a, b) for finger in FINGERS for a, b in zip((WRIST, *finger), finger)]
+    vectors = [np.stack([points[:, b] - points[:, a] for a, b in bones], axis=1) for points in (before, moved)]
+    lengths = [np.linalg.norm(v, axis=-1, keepdims=True) for v in vectors]  # moved: the last change, bones
+    np.testing.assert_allclose(vectors[1] / lengths[1], vectors[0] / lengths[0], atol=1e-5)  # same directions
+    ratio = (lengths[1] / lengths[0])[..., 0]
+    ratio /= np.median(ratio, axis=1, keepdims=True)  # the reach is normalised again: compare proportions
+    assert ratio.std() > 0.03 and ratio.max() < 1.2 / 0.8 + 1e-6
