@@ -8,7 +8,10 @@ The clip's frames are served, looped, as an MJPEG stream over local HTTP (what a
 ``--drop-seconds`` (the server closes every connection and stops listening) and then restored: the app must
 reconnect on its own and go on. The memory step at each reconnect and the slope between drops are reported apart.
 
-Every ``--sample-every`` frames a sink records the process's resident memory (``VmRSS``). The result is the
+Every ``--sample-every`` frames a sink records the process's resident memory (``VmRSS``): the lowest of the readings
+taken at each of the ``--window`` frames before, because a frame buffer in flight at the moment of one reading (a
+decoded 640x480 frame is 900 KB, and 0, 1 or 2 of them are alive at any instant) is not growth, and a leak raises the
+lowest reading as much as any. The result is the
 least-squares slope of RSS over frames after ``--warmup`` frames, in KB per 1,000 frames (goal: under 1), the
 reconnects the app counted, and the frame rate. Beside it: the drift (medians of the first and last tenth) and the
 swing (highest minus lowest), because memory that comes and goes moves one run's slope far more than 1 KB; and
@@ -161,14 +164,23 @@ def heap_in_use_kb() -> int | None:
     return (info.uordblks + info.hblkhd) // 1024
 
 
+def lowest_readings(readings: list[tuple[dict, int | None]]) -> tuple[dict, int | None]:
+    """The lowest of each figure over a window's readings: ((RSS parts), C heap in use or None)."""
+    parts = {name: min(rss[name] for rss, _ in readings) for name in readings[-1][0]}
+    heaps = [heap for _, heap in readings if heap is not None]
+    return parts, (min(heaps) if heaps else None)
+
+
 class MemorySampler(Sink):
     """A sink of the app: every ``every`` frames, (frame, seconds, RSS KB); at each frame of ``drop_at`` the stream
     drops."""
 
     takes_records = True
 
-    def __init__(self, every: int, drop_at: list[int], drop, total: int):
+    def __init__(self, every: int, drop_at: list[int], drop, total: int, window: int = 1):
         self.every, self.drop_at, self.drop = every, list(drop_at), drop
+        self.window = max(1, min(window, every))
+        self.readings: list[tuple[dict, int | None]] = []  # (RSS parts, C heap in use) at the frames of a window
         self.samples: list[tuple[int, float, int]] = []
         self.heap: list[tuple[int, int | None, int]] = []  # (frame, C heap in use KB, Python's allocated blocks)
         self.parts: list[tuple[int, int, int]] = []  # (frame, RssAnon KB, RssFile KB)
@@ -182,9 +194,13 @@ class MemorySampler(Sink):
         self.frames += 1
         self.hands += bool(record["hands"])
         self.progress.update()
-        if self.frames % self.every == 0 or self.frames == 1:
+        due = self.frames % self.every == 0 or self.frames == 1
+        if due or self.frames % self.every > self.every - self.window:
+            self.readings.append((resident_parts_kb(), heap_in_use_kb()))
+        if due:
+            rss, heap = lowest_readings(self.readings)
+            self.readings.clear()
             blocks = sys.getallocatedblocks() - self.own_blocks
-            rss, heap = resident_parts_kb(), heap_in_use_kb()
             before = sys.getallocatedblocks()
             self.samples.append((self.frames, time.monotonic() - self.began, rss["VmRSS"]))
             self.heap.append((self.frames, heap, blocks))
@@ -263,7 +279,8 @@ def soak_section(args) -> dict:
         server = MjpegServer(clip_jpegs(Path(args.clip), Path(work)), args.fps)
     if not 1 <= args.drops < frames // 2:
         raise NslError(f"--drops {args.drops}: expected 1 to {frames // 2 - 1} for {frames} frames")
-    sampler = MemorySampler(every, drop_frames(frames, args.drops), lambda: server.drop(args.drop_seconds), frames)
+    sampler = MemorySampler(every, drop_frames(frames, args.drops), lambda: server.drop(args.drop_seconds), frames,
+                            args.window)
     options = AppOptions(model=args.model, source=server.url, backend=args.backend, headless=True,
                          max_frames=frames, hand_model=args.hand_model)
     app = App.from_options(options)
@@ -287,7 +304,8 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              round(swing_kb(sampler.samples, warmup) / 1024, 2), summary.get("reconnects", 0), server.connections]]
     setting = (f"{args.backend}, {Path(args.model).name}, MJPEG stream of {args.clip} looped at <= {args.fps:g} fps, "
                f"headless; dropped for {args.drop_seconds:g} s at frame(s) {', '.join(map(str, sampler.drop_at))}; "
-               f"RSS every {every} frames, slope after {warmup} frames")
+               f"RSS every {every} frames (the lowest of the {sampler.window} frames before), slope after {warmup} "
+               f"frames")
     main = table(f"Soak: {setting}",
                  ["frames", "minutes", "frames/s", "frames with a hand", "RSS after warm-up MB", "RSS at end MB",
                   "slope KB / 1000 frames", f"< {GOAL_KB_PER_1000:g} KB",
@@ -348,6 +366,9 @@ def parse_args(argv):
     parser.add_argument("--backend", default="tflite", choices=("tflite", "onnx"))
     parser.add_argument("--frames", type=int, default=None, metavar="N", help="frames through the loop (100000)")
     parser.add_argument("--sample-every", type=int, default=None, metavar="N", help="frames between RSS samples")
+    parser.add_argument("--window", type=int, default=25, metavar="N",
+                        help="each sample is the lowest of the readings at the N frames before it (default 25; 1: "
+                             "one reading): frame buffers in flight at one instant are not growth")
     parser.add_argument("--fps", type=float, default=90.0, help="the stream's frame rate cap")
     parser.add_argument("--drop-seconds", type=float, default=3.0, help="how long the stream stays down")
     parser.add_argument("--drops", type=int, default=1, metavar="N",

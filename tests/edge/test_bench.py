@@ -193,6 +193,35 @@ def test_drift_tells_memory_that_stays_from_a_swing_that_comes_back():
     assert abs(memory_slope(leak, 10_000) - 3) < 0.1 and abs(drift(leak, 10_000) - 3) < 0.1
 
 
+def test_each_sample_is_the_lowest_reading_of_its_window_so_a_frame_in_flight_is_not_growth(monkeypatch):
+    """Planted readings, as /proc gives them in the app loop: a 900 KB frame buffer alive at some instants and
+    not others, over a floor that a 3 KB-per-1,000-frames leak raises. One reading per sample (window 1) takes
+    the flicker into the slope; the lowest of the window's readings leaves the leak alone."""
+    from nsl.bench import soak
+
+    frame = {"n": 0}
+
+    def planted_rss():
+        floor = 300_000 + 3 * frame["n"] // 1000
+        flicker = 900 if (frame["n"] * 7919) % 3 else 0  # a frame in flight at two instants of three, scattered
+        return {"VmRSS": floor + flicker, "RssAnon": floor + flicker - 50_000, "RssFile": 50_000}
+
+    monkeypatch.setattr(soak, "resident_parts_kb", planted_rss)
+    monkeypatch.setattr(soak, "heap_in_use_kb", lambda: 70_000 + (900 if frame["n"] % 2 else 0))
+    slopes = {}
+    for window in (1, 25):
+        sampler = soak.MemorySampler(500, [], lambda: None, 0, window)
+        for n in range(1, 100_001):
+            frame["n"] = n
+            sampler.record({"hands": []})
+        sampler.close()
+        slopes[window] = soak.memory_slope(sampler.samples, 10_000)
+        assert [f for f, _, _ in sampler.samples][:3] == [1, 500, 1000]
+    assert abs(slopes[25] - 3) < 0.05 and abs(slopes[1] - 3) > 0.05
+    assert {kb for _, kb, _ in sampler.heap[1:]} == {70_000}  # the heap's lowest reading too
+    assert soak.lowest_readings([({"VmRSS": 5}, None), ({"VmRSS": 3}, None)]) == ({"VmRSS": 3}, None)
+
+
 def test_soak_is_only_run_when_named(tmp_path):
     proc = run_nsl("bench", "--out", tmp_path, check=False, python=env_python("edge"),
                    env={"NSL_TRAIN_PYTHON": "/nonexistent/bin/python"})
