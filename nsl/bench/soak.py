@@ -184,6 +184,7 @@ class MemorySampler(Sink):
         self.samples: list[tuple[int, float, int]] = []
         self.heap: list[tuple[int, int | None, int]] = []  # (frame, C heap in use KB, Python's allocated blocks)
         self.parts: list[tuple[int, int, int]] = []  # (frame, RssAnon KB, RssFile KB)
+        self.instant: list[tuple[int, float, int]] = []  # (frame, seconds, RSS KB of the sample frame's reading alone)
         self.own_blocks = 0  # Python blocks these lists took: taken off the blocks figure, which is the app's
         self.frames = 0
         self.hands = 0
@@ -199,12 +200,14 @@ class MemorySampler(Sink):
             self.readings.append((resident_parts_kb(), heap_in_use_kb()))
         if due:
             rss, heap = lowest_readings(self.readings)
+            instant = self.readings[-1][0]["VmRSS"]
             self.readings.clear()
             blocks = sys.getallocatedblocks() - self.own_blocks
             before = sys.getallocatedblocks()
             self.samples.append((self.frames, time.monotonic() - self.began, rss["VmRSS"]))
             self.heap.append((self.frames, heap, blocks))
             self.parts.append((self.frames, rss["RssAnon"], rss["RssFile"]))
+            self.instant.append((self.frames, self.samples[-1][1], instant))
             self.own_blocks += sys.getallocatedblocks() - before
         if self.frames in self.drop_at:
             threading.Thread(target=self.drop, name="drop", daemon=True).start()
@@ -323,7 +326,8 @@ def soak_result(sampler: MemorySampler, summary: dict, frames: int, every: int, 
              "a few MB moves the slope of one run by several KB per 1,000 frames either way"]
     parts = segments(sampler.samples, warmup, sampler.drop_at)
     growth = growth_table(sampler, warmup)
-    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "rss_parts": sampler.parts, "summary": summary,
+    raw = {"samples": sampler.samples, "heap_samples": sampler.heap, "rss_parts": sampler.parts,
+           "instant_samples": sampler.instant, "window": sampler.window, "summary": summary,
            "frames": frames, "warmup": warmup, "every": every, "segments": parts}
     return section("soak", "Soak: the app loop for a long time, memory watched",
                    [main, segments_table(parts), *([growth] if growth else []), trace], notes, raw, PACKAGES)
@@ -333,6 +337,8 @@ def growth_table(sampler: MemorySampler, warmup: int) -> dict | None:
     """Slopes of RSS, of the C heap in use and of Python's allocated blocks, after warm-up, before the first drop
     and after the last reconnect: a leak grows what is in use; an allocator that keeps freed pages grows RSS alone."""
     series = [("resident memory (RSS), KB", sampler.samples)]
+    if getattr(sampler, "instant", None) and sampler.window > 1:
+        series.append(("RSS of one reading at the sample frame (without the window), KB", sampler.instant))
     parts = getattr(sampler, "parts", [])
     if parts and all(anon for _, anon, _ in parts):
         series += [("anonymous resident (RssAnon: heaps, stacks), KB", [(f, 0.0, a) for f, a, _ in parts]),

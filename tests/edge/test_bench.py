@@ -218,6 +218,8 @@ def test_each_sample_is_the_lowest_reading_of_its_window_so_a_frame_in_flight_is
         slopes[window] = soak.memory_slope(sampler.samples, 10_000)
         assert [f for f, _, _ in sampler.samples][:3] == [1, 500, 1000]
     assert abs(slopes[25] - 3) < 0.05 and abs(slopes[1] - 3) > 0.05
+    assert soak.memory_slope(sampler.instant, 10_000) == slopes[1]  # the one reading is kept beside, to compare
+    assert "without the window" in soak.growth_table(sampler, 10_000)["rows"][1][0]
     assert {kb for _, kb, _ in sampler.heap[1:]} == {70_000}  # the heap's lowest reading too
     assert soak.lowest_readings([({"VmRSS": 5}, None), ({"VmRSS": 3}, None)]) == ({"VmRSS": 3}, None)
 
