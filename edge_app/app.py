@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nsl.edge.allocator import limit_arenas
 from nsl.edge.bundle import Bundle, open_bundle
 from nsl.edge.recognizer import Recognizer
 from nsl.edge.hand_model import resolve as resolve_hand_model
@@ -145,6 +146,7 @@ class App:
     @classmethod
     def from_options(cls, options: AppOptions, source: FrameSource | None = None) -> "App":
         """The parts ``options`` ask for (``source``: an already-built FrameSource, e.g. a test's fake camera)."""
+        limit_arenas()  # before the runtimes and the app start their threads: resident memory stays flat
         roi = parse_roi(options.roi) if options.roi else None
         confidences = options.confidences()
         hand_model = None if roi else resolve_hand_model(options.hand_model)  # cheap checks first
