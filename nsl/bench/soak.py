@@ -11,12 +11,11 @@ reconnect on its own and go on. The memory step at each reconnect and the slope 
 Every ``--sample-every`` frames a sink records the process's resident memory (``VmRSS``): the lowest of the readings
 taken at each of the ``--window`` frames before, because a frame buffer in flight at the moment of one reading (a
 decoded 640x480 frame is 900 KB, and 0, 1 or 2 of them are alive at any instant) is not growth, and a leak raises the
-lowest reading as much as any. The result is the
-least-squares slope of RSS over frames after ``--warmup`` frames, in KB per 1,000 frames (goal: under 1), the
-reconnects the app counted, and the frame rate. Beside it: the drift (medians of the first and last tenth) and the
-swing (highest minus lowest), because memory that comes and goes moves one run's slope far more than 1 KB; and
-what grows, apart: anonymous and file-backed RSS, the C heap in use (glibc), Python's allocated blocks (the
-sampler's own taken off).
+lowest reading as much as any. The result is the least-squares slope of RSS over frames after ``--warmup`` frames,
+in KB per 1,000 frames (goal: under 1), the reconnects the app counted, and the frame rate. Beside it: the drift
+(medians of the first and last tenth) and the swing (highest minus lowest), because memory that comes and goes moves
+one run's slope far more than 1 KB; and what grows, apart: anonymous and file-backed RSS, the C heap in use (glibc),
+Python's allocated blocks (the sampler's own taken off).
 """
 
 from __future__ import annotations
