@@ -9,6 +9,7 @@ cleanly. Frames arrive as RGB uint8 whatever the source gives (any size, grey, a
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -144,11 +145,52 @@ class FolderReader:
         pass
 
 
+class FramePool:
+    """Reused frame arrays for a capture, so a long run does not allocate two frame-sized arrays a frame (the
+    decoded BGR frame and its RGB copy, 900 KB each at 640x480): under that churn glibc's arenas fragment and
+    resident memory creeps, and a reopened stream's first frames land in new places (benchmarks/soak/pool).
+
+    An RGB array is handed out again only when nothing but the pool holds it: a frame still held by the tracker,
+    a crop's view, the renderer, a sink or a caller keeps its array out of rotation, and a new array is made. The
+    pool belongs to the ``FrameSource``, so it outlives the readers a reconnect replaces."""
+
+    def __init__(self, size: int = 8):
+        self.size, self.arrays, self.made = size, [], 0
+        self.scratch: np.ndarray | None = None   # the BGR frame the capture decodes into
+        self._free_refs = _refcounts([np.empty(0, np.uint8)])[0]  # an array only a list holds (measured, not assumed)
+
+    def read(self, capture) -> np.ndarray | None:
+        """The capture's next frame as RGB uint8, in a reused array; None when it gives none."""
+        ok, image = capture.read(self.scratch)
+        if not ok or image is None or not image.size:
+            return None
+        self.scratch = image
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            return to_rgb(image, bgr=True)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=self._unheld(image.shape))
+
+    def _unheld(self, shape: tuple) -> np.ndarray:
+        for array, refs in zip(self.arrays, _refcounts(self.arrays)):
+            if array.shape == shape and refs == self._free_refs:
+                return array
+        array = np.empty(shape, np.uint8)
+        self.made += 1
+        # arrays of another size (the stream changed) and the oldest held ones leave the pool to their holders
+        self.arrays = [a for a in self.arrays if a.shape == shape][-(self.size - 1):] + [array]
+        return array
+
+
+def _refcounts(arrays: list) -> list[int]:
+    """Each array's reference count, seen from one place, so the count of an unheld array is the same every time."""
+    return [sys.getrefcount(array) for array in arrays]
+
+
 class CaptureReader:
     """An OpenCV capture (camera, video file, stream, pipeline); ``opener`` is cv2.VideoCapture unless a test
-    passes a fake."""
+    passes a fake (it must take ``read(image)`` as OpenCV's does). Frames come from ``pool``."""
 
-    def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture):
+    def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture, pool: FramePool | None = None):
+        self.pool = pool or FramePool()
         target = str(spec.target) if isinstance(spec.target, Path) else spec.target
         if spec.kind == "stream":  # OpenCV's FFmpeg waits 30 s by default, in silence, for a server that sends nothing
             log.info("%s: connecting (giving up after %d s without data)", target, STREAM_TIMEOUT_S)
@@ -166,8 +208,7 @@ class CaptureReader:
         self.fps = fps if 1 <= fps <= 240 else 30.0
 
     def read(self) -> np.ndarray | None:
-        ok, image = self.capture.read()
-        return to_rgb(image, bgr=True) if ok and image is not None and image.size else None
+        return self.pool.read(self.capture)
 
     def release(self) -> None:
         self.capture.release()
@@ -181,8 +222,8 @@ def _cannot_open(spec: SourceSpec) -> str:
     return f"--source {spec.target}: cannot open ({hints[spec.kind]})"
 
 
-def open_reader(spec: SourceSpec, opener: Callable = cv2.VideoCapture):
-    return FolderReader(spec.target) if spec.kind == "folder" else CaptureReader(spec, opener)
+def open_reader(spec: SourceSpec, opener: Callable = cv2.VideoCapture, pool: FramePool | None = None):
+    return FolderReader(spec.target) if spec.kind == "folder" else CaptureReader(spec, opener, pool)
 
 
 class FrameSource:
@@ -192,6 +233,7 @@ class FrameSource:
     def __init__(self, spec: SourceSpec, opener: Callable = cv2.VideoCapture, backoff: tuple = (0.5, 10.0)):
         self.spec, self.opener, self.backoff = spec, opener, backoff
         self.status = ""                         # shown on screen while the source is lost
+        self.pool = FramePool()                  # outlives the readers a reconnect replaces
         self.reader = self._first_open()
         self.dropped = self.reconnects = 0
         self._delay = backoff[0]
@@ -205,7 +247,7 @@ class FrameSource:
         """The reader; a source that cannot be opened fails at start with a clear message, except a stream,
         which is retried like a lost one (a camera on the network may come up after the device)."""
         try:
-            return open_reader(self.spec, self.opener)
+            return open_reader(self.spec, self.opener, self.pool)
         except NslError as err:
             if self.spec.kind != "stream":
                 raise
@@ -276,7 +318,7 @@ class FrameSource:
                     return False
             self._delay = min(self._delay * 2, self.backoff[1])  # reset only by a delivered frame
             try:
-                self.reader = open_reader(self.spec, self.opener)
+                self.reader = open_reader(self.spec, self.opener, self.pool)
             except NslError:
                 continue
             self.reconnects += 1

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nsl.edge.sources import FrameSource, SourceSpec, parse_source
+from nsl.edge.sources import FramePool, FrameSource, SourceSpec, parse_source
 from nsl.errors import NslError
 
 
@@ -34,12 +34,16 @@ class _Capture:
     def isOpened(self):
         return self.budget != -1
 
-    def read(self):
+    def read(self, image=None):
+        """As OpenCV's: decodes into ``image`` when it has the frame's shape, else into a new array."""
         if self.budget is not None and self.count >= self.budget:
             return False, None
         self.count += 1
         time.sleep(0.002)
-        return True, np.full(self.shape, self.count % 256, np.uint8)
+        if image is None or image.shape != self.shape:
+            image = np.empty(self.shape, np.uint8)
+        image[...] = self.count % 256
+        return True, image
 
     def get(self, prop):
         return 30.0
@@ -129,6 +133,63 @@ def test_camera_lost_mid_stream_is_reconnected_with_backoff(caplog):
     assert source.status == ""
     assert [f.index for f in frames] == sorted(f.index for f in frames)
     assert "source lost: reconnecting" in caplog.text and "reconnected after 3 attempt(s)" in caplog.text
+
+
+class _Counting:
+    """A capture whose frame k has BGR channels (k, k + 1, k + 2) and a distinct pixel at (0, 0)."""
+
+    def __init__(self, shape=(6, 8, 3)):
+        self.shape, self.count = shape, 0
+
+    def read(self, image=None):
+        self.count += 1
+        if image is None or image.shape != self.shape:
+            image = np.empty(self.shape, np.uint8)
+        image[...] = [self.count % 256, (self.count + 1) % 256, (self.count + 2) % 256][:self.shape[-1]]
+        return True, image
+
+
+def test_pool_gives_rgb_frames_and_reuses_an_array_once_nothing_holds_it():
+    pool, capture = FramePool(), _Counting()
+    first = pool.read(capture)
+    assert first[0, 0].tolist() == [3, 2, 1]                      # BGR decoded, RGB handed on
+    del first
+    for _ in range(200):                                           # a consumer that keeps only the newest frame
+        newest = pool.read(capture)
+    assert newest[0, 0].tolist() == [203, 202, 201]
+    assert pool.made <= 2                                          # not one array a frame
+
+
+def test_pool_never_overwrites_a_frame_or_a_view_of_it_still_held():
+    pool, capture = FramePool(size=3), _Counting()
+    kept = [pool.read(capture) for _ in range(5)]                  # more held frames than the pool's size
+    crop = pool.read(capture)[1:3, 2:4]                            # only a view (a crop) of this one is held
+    for _ in range(50):
+        pool.read(capture)
+    assert [frame[0, 0, 2] for frame in kept] == [1, 2, 3, 4, 5] and crop[0, 0, 2] == 6
+    assert len({id(frame) for frame in kept}) == 5 and len(pool.arrays) <= 3
+
+
+def test_pool_follows_a_change_of_frame_size_and_converts_grey():
+    pool, capture = FramePool(), _Counting((4, 4, 3))
+    assert pool.read(capture).shape == (4, 4, 3)
+    capture.shape = (2, 6, 3)
+    assert pool.read(capture).shape == (2, 6, 3) and all(a.shape == (2, 6, 3) for a in pool.arrays)
+    grey = _Counting((5, 5, 1))
+    assert pool.read(grey).shape == (5, 5, 3)
+
+
+def test_live_source_keeps_its_frame_arrays_across_a_reconnect():
+    source = FrameSource(SourceSpec("camera", 0), opener=FakeCamera([30, None]), backoff=(0.05, 0.2)).start()
+    held, after_reconnect = [], 0
+    deadline = time.monotonic() + 10
+    while after_reconnect < 60 and time.monotonic() < deadline:
+        frame = source.next_frame(timeout=0.05)
+        if frame is not None:
+            held = (held + [frame])[-3:]                           # a consumer holding three frames
+            after_reconnect += source.reconnects
+    source.stop()
+    assert source.reconnects == 1 and source.pool.made <= 8        # the reopened camera decodes into the same arrays
 
 
 def test_camera_that_cannot_open_fails_at_start():
