@@ -2,7 +2,11 @@
 capture itself? ORDER is a comma list of fail (3 opens of a closed port), reopen (release, open, 1,500 frames).
 
     python benchmarks/soak/pool/plain_reopen.py fail,fail,reopen,reopen"""
-import multiprocessing as mp, sys, tempfile, cv2
+import multiprocessing as mp
+import sys
+import tempfile
+
+import cv2
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from reconnect_step import serve, rss_kb

@@ -2,11 +2,15 @@
 no classifier) on the soak's looped MJPEG stream of ../shared/data/hands_natural, dropped 3 times for 3 s; RSS
 (the lowest of the last 25 frames) and the C heap in use after each 1,500 frames.
 
-    python benchmarks/soak/pool/reconnect_step.py inproc|child    # the server in this process or in a child
-    MALLOC_ARENA_MAX=1 python benchmarks/soak/pool/reconnect_step.py child"""
-import multiprocessing as mp, sys, threading, time
-from pathlib import Path
+    MALLOC_ARENA_MAX=2 python benchmarks/soak/pool/reconnect_step.py inproc|child   # server here or in a child
+    python benchmarks/soak/pool/reconnect_step.py child                # the app's own setting now: one arena
+(the figures in README.md were taken when the app's default was two arenas and one was asked by MALLOC_ARENA_MAX=1)"""
+import multiprocessing as mp
+import sys
 import tempfile
+import threading
+from pathlib import Path
+
 from nsl.bench.soak import MjpegServer, clip_jpegs, heap_in_use_kb
 from nsl.edge.sources import FrameSource, parse_source
 from nsl.edge.allocator import limit_arenas
