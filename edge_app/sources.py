@@ -165,9 +165,7 @@ class FramePool:
         if not ok or image is None or not image.size:
             return None
         self.scratch = image
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            return to_rgb(image, bgr=True)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=self._unheld(image.shape))
+        return to_rgb(image, bgr=True, out=self._unheld(image.shape[:2] + (3,)))
 
     def _unheld(self, shape: tuple) -> np.ndarray:
         for array, refs in zip(self.arrays, _refcounts(self.arrays)):

@@ -90,18 +90,20 @@ def _check_number(name: str, value, kinds, minimum) -> None:
         raise NslError(f"{name} must be {kind}{bound}, got {value!r}")
 
 
-def to_rgb(image: np.ndarray, bgr: bool = False) -> np.ndarray:
-    """Any frame (grey, grey with a channel axis, 3-channel, 4-channel with alpha; uint8 or not) -> RGB uint8."""
+def to_rgb(image: np.ndarray, bgr: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """Any frame (grey, grey with a channel axis, 3-channel, 4-channel with alpha; uint8 or not) -> RGB uint8.
+    ``out`` (uint8, the result's shape) receives the conversion instead of a new array (a capture's reused frames);
+    an RGB frame that needs none is returned as it is."""
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
-        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2RGB, dst=out)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise NslError(f"expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
     if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if bgr else cv2.COLOR_RGBA2RGB, dst=out)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=out) if bgr else image
 
 
 def too_many_pixels(width: int, height: int) -> str | None:

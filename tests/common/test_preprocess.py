@@ -30,6 +30,15 @@ def test_any_frame_becomes_rgb_uint8():
         to_rgb(np.zeros((2, 2, 5)))
 
 
+def test_a_conversion_writes_into_the_array_given():
+    out = np.empty((2, 2, 3), np.uint8)
+    bgr = np.zeros((2, 2, 3), np.uint8)
+    bgr[..., 0] = 255
+    assert to_rgb(bgr, bgr=True, out=out) is out and out[0, 0].tolist() == [0, 0, 255]
+    assert to_rgb(np.full((2, 2), 9, np.uint8), out=out) is out and out[1, 1].tolist() == [9, 9, 9]
+    assert to_rgb(np.zeros((2, 2, 4), np.uint8), out=out) is out
+
+
 def test_box_grows_by_margin_and_becomes_square():
     assert expand_box((10, 20, 30, 60), margin=0.1, square=False) == pytest.approx((8, 16, 32, 64))
     x0, y0, x1, y1 = expand_box((10, 20, 30, 60), margin=0.0, square=True)
