@@ -42,7 +42,7 @@ class _Capture:
         time.sleep(0.002)
         if image is None or image.shape != self.shape:
             image = np.empty(self.shape, np.uint8)
-        image[...] = self.count % 256
+        image[...] = [(self.count + k) % 256 for k in range(self.shape[-1])]  # frame k: BGR (k, k + 1, k + 2)
         return True, image
 
     def get(self, prop):
@@ -135,22 +135,8 @@ def test_camera_lost_mid_stream_is_reconnected_with_backoff(caplog):
     assert "source lost: reconnecting" in caplog.text and "reconnected after 3 attempt(s)" in caplog.text
 
 
-class _Counting:
-    """A capture whose frame k has BGR channels (k, k + 1, k + 2) and a distinct pixel at (0, 0)."""
-
-    def __init__(self, shape=(6, 8, 3)):
-        self.shape, self.count = shape, 0
-
-    def read(self, image=None):
-        self.count += 1
-        if image is None or image.shape != self.shape:
-            image = np.empty(self.shape, np.uint8)
-        image[...] = [self.count % 256, (self.count + 1) % 256, (self.count + 2) % 256][:self.shape[-1]]
-        return True, image
-
-
 def test_pool_gives_rgb_frames_and_reuses_an_array_once_nothing_holds_it():
-    pool, capture = FramePool(), _Counting()
+    pool, capture = FramePool(), _Capture(None, (6, 8, 3))
     first = pool.read(capture)
     assert first[0, 0].tolist() == [3, 2, 1]                      # BGR decoded, RGB handed on
     del first
@@ -161,7 +147,7 @@ def test_pool_gives_rgb_frames_and_reuses_an_array_once_nothing_holds_it():
 
 
 def test_pool_never_overwrites_a_frame_or_a_view_of_it_still_held():
-    pool, capture = FramePool(size=3), _Counting()
+    pool, capture = FramePool(size=3), _Capture(None, (6, 8, 3))
     kept = [pool.read(capture) for _ in range(5)]                  # more held frames than the pool's size
     crop = pool.read(capture)[1:3, 2:4]                            # only a view (a crop) of this one is held
     for _ in range(50):
@@ -171,11 +157,11 @@ def test_pool_never_overwrites_a_frame_or_a_view_of_it_still_held():
 
 
 def test_pool_follows_a_change_of_frame_size_and_converts_grey():
-    pool, capture = FramePool(), _Counting((4, 4, 3))
+    pool, capture = FramePool(), _Capture(None, (4, 4, 3))
     assert pool.read(capture).shape == (4, 4, 3)
     capture.shape = (2, 6, 3)
     assert pool.read(capture).shape == (2, 6, 3) and all(a.shape == (2, 6, 3) for a in pool.arrays)
-    grey = _Counting((5, 5, 1))
+    grey = _Capture(None, (5, 5, 1))
     assert pool.read(grey).shape == (5, 5, 3)
 
 
