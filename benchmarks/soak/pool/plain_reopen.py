@@ -9,7 +9,7 @@ import tempfile
 import cv2
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
-from reconnect_step import serve, rss_kb
+from reconnect_step import CLIP, rss_kb, serve
 from nsl.bench.soak import clip_jpegs, heap_in_use_kb
 from nsl.edge.allocator import limit_arenas
 
@@ -28,7 +28,7 @@ if __name__ == "__main__":
     order = sys.argv[1]
     limit_arenas()
     with tempfile.TemporaryDirectory() as work:
-        frames = clip_jpegs(Path("/work/shared/data/hands_natural"), Path(work))
+        frames = clip_jpegs(CLIP, Path(work))
     ctx = mp.get_context("spawn"); q, d, qu = ctx.Queue(), ctx.Event(), ctx.Event()
     ctx.Process(target=serve, args=(frames, q, d, qu), daemon=True).start()
     url = f"http://127.0.0.1:{q.get()}/stream.mjpg"

@@ -11,14 +11,15 @@ import tempfile
 import threading
 from pathlib import Path
 
-from nsl.bench.soak import MjpegServer, clip_jpegs, heap_in_use_kb
+from nsl.bench.soak import MjpegServer, clip_jpegs, heap_in_use_kb, resident_parts_kb
 from nsl.edge.sources import FrameSource, parse_source
 from nsl.edge.allocator import limit_arenas
 
-def rss_kb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1])
+CLIP = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "hands_natural"  # ../shared beside the repo
+
+
+def rss_kb() -> int:
+    return resident_parts_kb()["VmRSS"]
 
 def serve(frames, port_q, drop_ev, quit_ev):
     server = MjpegServer(frames, 90)
@@ -41,7 +42,7 @@ def consume(source, n):
 def main(mode, drops=3, per=1500):
     limit_arenas()
     with tempfile.TemporaryDirectory() as work:
-        frames = clip_jpegs(Path("/work/shared/data/hands_natural"), Path(work))
+        frames = clip_jpegs(CLIP, Path(work))
     if mode == "inproc":
         server = MjpegServer(frames, 90); url = server.url
         drop = lambda: threading.Thread(target=server.drop, args=(3,), daemon=True).start()
